@@ -32,7 +32,9 @@
 //!
 //! Measured on 6.18 (test `exec_allowlist_needs_the_interpreter`): `execve` of a dynamically
 //! linked binary needs `Execute` on the binary *and* on its interpreter (`ld.so`), because the
-//! kernel opens the interpreter with `open_exec`. Shared libraries need only `ReadFile`: they
+//! kernel opens the interpreter with `open_exec`; it also needs `ReadFile` on the binary (the
+//! exec open is a read open). `exec` entries get `Execute` only: they must also be readable
+//! through `read_only`/`read_write`, as must the loader. Shared libraries need only `ReadFile`: they
 //! are `mmap`ed with `PROT_EXEC` by `ld.so`, and Landlock does not mediate `mmap`. So
 //! [`prepare`] grants `Execute` on the `PT_INTERP` of every listed ELF file (and on the
 //! interpreter of the running binary when a directory is listed). Consequence, documented for
@@ -58,7 +60,9 @@
 //! - C an existing file: chain directories keep no file rights and no `RemoveFile` (the file
 //!   could be deleted and replaced); listing and creating in them keeps working.
 //! - C an existing directory: chain directories get only what C itself gets (for `deny`:
-//!   nothing, so they cannot even be listed; their other entries work as before).
+//!   nothing, so they cannot even be listed; for a nested `write_only` drop box: new files
+//!   can be created and written in them but they cannot be listed; their other entries work
+//!   as before). Put drop boxes outside granted trees to avoid this.
 //!
 //! Existing denied paths are hidden by the mount layer in namespaces mode, so there only
 //! missing denied paths and `write_only` paths are carved out; in landlock isolation mode every

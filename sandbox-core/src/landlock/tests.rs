@@ -451,8 +451,15 @@ fn exec_allowlist_blocks_other_binaries() {
     p.filesystem.read_only = system_ro();
     p.filesystem.exec = vec![PathBuf::from("/usr/bin/true")];
     let (mut plan, _) = prepare(&input(&p)).unwrap();
+    let loader = elf::interpreter(Path::new("/usr/bin/true"))
+        .unwrap()
+        .unwrap();
     let code = in_restricted_child(&mut plan, || {
         let run = |bin: &str| std::process::Command::new(bin).status();
+        // The documented limit: the loader stays executable and loads any readable ELF.
+        let via_loader = std::process::Command::new(&loader)
+            .arg("/usr/bin/false")
+            .status();
         all(&[
             match run("/usr/bin/true") {
                 Ok(s) if s.success() => 0,
@@ -460,6 +467,10 @@ fn exec_allowlist_blocks_other_binaries() {
             },
             denied(run("/usr/bin/false"), 2),
             denied(run("/bin/sh"), 3),
+            match via_loader {
+                Ok(s) if s.code() == Some(1) => 0,
+                _ => 4,
+            },
         ])
     });
     assert_eq!(code, 0);
@@ -467,21 +478,27 @@ fn exec_allowlist_blocks_other_binaries() {
 
 #[test]
 fn exec_allowlist_needs_the_interpreter() {
-    // The experiment behind the module docs: Execute on the binary alone is not enough.
+    // The experiment behind the module docs: execve needs Execute on the binary and on its
+    // ELF interpreter, and ReadFile on the binary; shared libraries need only ReadFile.
     if host_abi().is_none() {
         return;
     }
     let interp = elf::interpreter(Path::new("/usr/bin/true"))
         .unwrap()
         .unwrap();
-    let build = |loader_exec: bool| {
+    let build = |loader_exec: bool, binary_readable: bool| {
         let abi = ABI::V1;
         let mut rs = landlock::Ruleset::default()
             .handle_access(AccessFs::from_all(abi))
             .unwrap()
             .create()
             .unwrap();
-        for d in ["/usr", "/lib", "/lib64", "/bin"] {
+        let readable: &[&str] = if binary_readable {
+            &["/usr", "/lib", "/lib64"]
+        } else {
+            &["/usr/lib", "/lib", "/lib64"]
+        };
+        for d in readable {
             if let Ok(fd) = landlock::PathFd::new(d) {
                 rs = rs
                     .add_rule(landlock::PathBeneath::new(
@@ -513,8 +530,9 @@ fn exec_allowlist_needs_the_interpreter() {
         Err(e) if e.kind() == ErrorKind::PermissionDenied => 1,
         _ => 2,
     };
-    assert_eq!(in_restricted_child(&mut build(false), run_true), 1);
-    assert_eq!(in_restricted_child(&mut build(true), run_true), 0);
+    assert_eq!(in_restricted_child(&mut build(false, true), run_true), 1);
+    assert_eq!(in_restricted_child(&mut build(true, false), run_true), 1);
+    assert_eq!(in_restricted_child(&mut build(true, true), run_true), 0);
 }
 
 #[test]
