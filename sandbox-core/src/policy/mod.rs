@@ -251,7 +251,7 @@ pub enum PolicyError {
         variable: String,
     },
     /// A required (not `optional`) path does not exist.
-    #[error("{}: {} does not exist; hint: create it, or write {{ path = \"...\", optional = true }}", at(key, origin), path.display())]
+    #[error("{}: {} does not exist; hint: {}", at(key, origin), path.display(), missing_hint(origin))]
     MissingPath {
         /// The key or the flag.
         key: String,
@@ -286,5 +286,13 @@ fn at(key: &str, origin: &Option<String>) -> String {
     match origin {
         Some(origin) => format!("{key} in {origin}"),
         None => key.to_owned(),
+    }
+}
+
+/// How to get past a missing path: optional entries exist only in files.
+fn missing_hint(origin: &Option<String>) -> &'static str {
+    match origin {
+        Some(_) => "create it, or write { path = \"...\", optional = true }",
+        None => "create it",
     }
 }

@@ -450,6 +450,18 @@ impl<'a> Resolver<'a> {
         )?;
         let exec = self.entries("exec", |f| plain(&f.filesystem.exec), "", &[])?;
 
+        // Before settling: `${CWD}` = /etc must say why, not that /etc is listed twice.
+        for entry in read_write.iter().filter(|e| e.from_cwd) {
+            if let Some(reason) = self.unshareable(&entry.path) {
+                return Err(PolicyError::WorkingDirectory {
+                    key: entry.site.key.clone(),
+                    origin: entry.site.origin.clone(),
+                    path: entry.path.clone(),
+                    reason,
+                });
+            }
+        }
+
         dedup(&mut read_only);
         dedup(&mut read_write);
         settle(&mut read_only, &mut read_write, "read_only")?;
@@ -470,17 +482,6 @@ impl<'a> Resolver<'a> {
                 return Err(entry.site.invalid("/", "a tmpfs cannot replace the root"));
             }
         }
-        for entry in read_write.iter().filter(|e| e.from_cwd) {
-            if let Some(reason) = self.unshareable(&entry.path) {
-                return Err(PolicyError::WorkingDirectory {
-                    key: entry.site.key.clone(),
-                    origin: entry.site.origin.clone(),
-                    path: entry.path.clone(),
-                    reason,
-                });
-            }
-        }
-
         let to_rules = |v: Vec<Entry>| -> Vec<PathRule> {
             v.into_iter()
                 .map(|e| PathRule {

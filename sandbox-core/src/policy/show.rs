@@ -13,7 +13,8 @@ impl ResolvedPolicy {
     /// This policy as a self-contained [`PolicyFile`] (no `extends`, every value explicit,
     /// paths absolute): loading it resolves to the same policy.
     pub fn to_policy_file(&self) -> PolicyFile {
-        let text = |p: &Path| p.to_string_lossy().into_owned();
+        // `$` is doubled so that the path is not expanded again when the file is loaded.
+        let text = |p: &Path| p.to_string_lossy().replace('$', "$$");
         let rules = |rules: &[PathRule]| -> Vec<PathEntry> {
             rules
                 .iter()
@@ -87,7 +88,7 @@ impl ResolvedPolicy {
     /// assert!(resolved.to_toml().unwrap().contains("mode = \"none\""));
     /// ```
     pub fn to_toml(&self) -> Result<String, PolicyError> {
-        toml::to_string(&self.to_policy_file()).map_err(|e| PolicyError::Serialize {
+        toml::to_string_pretty(&self.to_policy_file()).map_err(|e| PolicyError::Serialize {
             message: e.to_string(),
         })
     }
