@@ -49,6 +49,9 @@ enum PolicyCommand {
     Show {
         /// A built-in name or a path to a TOML file.
         policy: String,
+        /// Print the policy after `extends`, `${VARS}` and defaults are resolved, for this caller.
+        #[arg(long)]
+        resolved: bool,
     },
 }
 
@@ -135,8 +138,24 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Commands::Policy(PolicyCommand::Show { policy }) => {
-            print!("{}", Policy::source_text(&policy)?);
+        Commands::Policy(PolicyCommand::Show { policy, resolved }) => {
+            if resolved {
+                let env = Environment::from_process();
+                let policy = Policy::load(&policy)?.resolve(&Overrides::default(), &env)?;
+                print!("{}", policy.to_toml()?);
+            } else {
+                match Policy::builtin_text(&policy) {
+                    Some(text) => print!("{text}"),
+                    None => print!(
+                        "{}",
+                        std::fs::read_to_string(&policy).map_err(|e| Error::Path {
+                            key: "policy",
+                            path: policy.clone().into(),
+                            reason: e.to_string(),
+                        })?
+                    ),
+                }
+            }
             Ok(0)
         }
         Commands::Policy(PolicyCommand::Check { policy, time }) => {
@@ -189,8 +208,12 @@ fn run_command(args: RunArgs) -> Result<i32, Error> {
         .ok_or_else(|| Error::NotFound {
             program: String::new(),
         })?;
-    let mut child = Sandbox::new(policy).command(program).args(rest).spawn()?;
-    let outcome = child.wait_forwarding_signals()?;
+    let mut child = Sandbox::new(policy)
+        .command(program)
+        .args(rest)
+        .forward_signals(true)
+        .spawn()?;
+    let outcome = child.wait()?;
     report::summary(&outcome, &limits);
     if let Some(dest) = &args.report {
         report::write(dest, &args.policy, &args.command, &outcome)?;

@@ -49,6 +49,7 @@ impl Sandbox {
             env: Vec::new(),
             cwd: None,
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+            forward_signals: false,
         }
     }
 }
@@ -76,6 +77,7 @@ pub struct Command {
     env: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     stdio: [Stdio; 3],
+    forward_signals: bool,
 }
 
 /// The output of [`Command::output`].
@@ -138,6 +140,15 @@ impl Command {
         self
     }
 
+    /// Pass SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that this process receives
+    /// on to the command while [`Child::wait`] runs; a second SIGINT or SIGTERM kills the whole
+    /// sandbox. The signals are blocked in the thread that calls `spawn` (meant for a CLI's main
+    /// thread; a library caller usually leaves this off and calls [`Child::kill`] itself).
+    pub fn forward_signals(&mut self, on: bool) -> &mut Command {
+        self.forward_signals = on;
+        self
+    }
+
     /// Start the sandbox. Returns once the command has been exec'd (or failed to start).
     pub fn spawn(&mut self) -> Result<Child> {
         let started = Instant::now();
@@ -170,6 +181,11 @@ impl Command {
                 Stdio::Fd(fd) => child_ends[i] = Some(fd),
             }
         }
+        let signals = if self.forward_signals {
+            Some(crate::supervisor::forwarded_signal_fd()?)
+        } else {
+            None
+        };
         let spawned = launch::spawn(&plan, StdioFds { fds: child_ends })?;
         let cgroup = plan.cgroup.cgroup.take();
         let [stdin, stdout, stderr] = parent_ends;
@@ -183,6 +199,9 @@ impl Command {
             self.policy.limits.timeout,
             std::mem::take(&mut plan.layers),
         );
+        if let Some(fd) = signals {
+            child.set_signal_fd(fd);
+        }
         child.stdin = stdin;
         child.stdout = stdout;
         child.stderr = stderr;

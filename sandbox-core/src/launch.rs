@@ -490,6 +490,19 @@ fn close_fds_except(keep: &[RawFd]) {
     let _ = sys::close_range(first as u32, 0);
 }
 
+/// Whether the caller has exited: its read end of the error pipe is then closed, which poll
+/// reports as POLLERR on our write end.
+fn caller_gone(error_write: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: error_write,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, no timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// Child steps 1–6 (pid 1 of the sandbox in namespaces mode; the command itself in landlock
 /// mode, which has no pid namespace to be init of).
 ///
@@ -518,21 +531,30 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             fail(err, Stage::Session, 0, Errno::last());
         }
         if plan.isolation == Isolation::Landlock {
+            init::reset_signals();
             command_main(plan, err);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
-        if !plan.ids.deny_setgroups && libc::setgroups(0, std::ptr::null()) < 0 {
-            fail(err, Stage::Groups, 0, Errno::last());
+        if !plan.ids.deny_setgroups {
+            if let Err(e) = sys::clear_groups() {
+                fail(err, Stage::Groups, 0, e);
+            }
         }
         // Become the mapped ids now, so files pid 1 creates on the new root have a mapped owner
         // (a root caller's uid 0 has no mapping). No id here is the namespace's root, so the
         // kernel keeps the capabilities this process holds over its namespaces.
         let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
-        if libc::setresgid(gid, gid, gid) < 0 {
-            fail(err, Stage::Ids, 0, Errno::last());
+        if let Err(e) = sys::setresgid(gid) {
+            fail(err, Stage::Ids, 0, e);
         }
-        if libc::setresuid(uid, uid, uid) < 0 {
-            fail(err, Stage::Ids, 1, Errno::last());
+        if let Err(e) = sys::setresuid(uid) {
+            fail(err, Stage::Ids, 1, e);
+        }
+        // Changing credentials clears the parent-death signal: set it again, then make sure
+        // the caller did not die in between (its end of the error pipe would be closed).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if caller_gone(err) {
+            sys::exit(125);
         }
         // 3. Mounts: a private tree, the new root, pivot_root.
         if let Some(m) = &plan.mounts {
@@ -585,15 +607,15 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
         if plan.isolation == Isolation::Namespaces || libc::geteuid() == 0 {
             let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
             if libc::geteuid() == 0 && plan.isolation == Isolation::Landlock {
-                if libc::setgroups(0, std::ptr::null()) < 0 {
-                    fail(err, Stage::Groups, 0, Errno::last());
+                if let Err(e) = sys::clear_groups() {
+                    fail(err, Stage::Groups, 0, e);
                 }
             }
-            if libc::setresgid(gid, gid, gid) < 0 {
-                fail(err, Stage::Ids, 0, Errno::last());
+            if let Err(e) = sys::setresgid(gid) {
+                fail(err, Stage::Ids, 0, e);
             }
-            if libc::setresuid(uid, uid, uid) < 0 {
-                fail(err, Stage::Ids, 1, Errno::last());
+            if let Err(e) = sys::setresuid(uid) {
+                fail(err, Stage::Ids, 1, e);
             }
         }
         if let Err(e) = limits::apply(&plan.rlimits) {

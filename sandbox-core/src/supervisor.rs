@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
-use crate::init::FORWARDED;
 use crate::plan::LayerStatus;
 use crate::policy::Isolation;
 use crate::sys;
@@ -78,6 +77,8 @@ pub struct Child {
     layers: Vec<(&'static str, LayerStatus)>,
     outcome: Option<Outcome>,
     killed_for_timeout: bool,
+    /// A signalfd for the signals [`crate::Command::forward_signals`] passes on.
+    signals: Option<OwnedFd>,
     /// The command's stdin, when [`crate::Stdio::Piped`].
     pub stdin: Option<File>,
     /// The command's stdout, when [`crate::Stdio::Piped`].
@@ -109,10 +110,15 @@ impl Child {
             layers,
             outcome: None,
             killed_for_timeout: false,
+            signals: None,
             stdin: None,
             stdout: None,
             stderr: None,
         }
+    }
+
+    pub(crate) fn set_signal_fd(&mut self, fd: OwnedFd) {
+        self.signals = Some(fd);
     }
 
     /// The host pid of the sandbox's first process (pid 1 inside).
@@ -172,37 +178,10 @@ impl Child {
     /// # }
     /// ```
     pub fn wait(&mut self) -> Result<Outcome> {
-        self.wait_inner(None)
-    }
-
-    /// Like [`Child::wait`], but SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
-    /// this process are passed on to the command; a second SIGINT or SIGTERM kills the whole
-    /// sandbox. The signals are blocked in the calling thread while it waits (a CLI's main thread).
-    ///
-    /// ```no_run
-    /// # fn f(mut child: sandbox_core::Child) -> sandbox_core::Result<()> {
-    /// let outcome = child.wait_forwarding_signals()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn wait_forwarding_signals(&mut self) -> Result<Outcome> {
-        // SAFETY: sigset manipulation and signalfd on stack data.
-        let sfd = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in FORWARDED {
-                libc::sigaddset(&mut set, s);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
-        };
-        if sfd < 0 {
-            return Err(Error::launch("creating a signalfd")(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: sfd is a fresh fd we own.
-        let sfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
-        self.wait_inner(Some(&sfd))
+        let signals = self.signals.take();
+        let r = self.wait_inner(signals.as_ref());
+        self.signals = signals;
+        r
     }
 
     /// Check whether the sandbox has ended, without blocking.
@@ -374,4 +353,26 @@ impl Drop for Child {
             let _ = self.reap(0);
         }
     }
+}
+
+/// Block the forwarded signals in the calling thread and open a signalfd for them. Called
+/// before the clone, so a signal that arrives while the sandbox starts is queued, not lost.
+pub(crate) fn forwarded_signal_fd() -> Result<OwnedFd> {
+    // SAFETY: sigset manipulation and signalfd on stack data.
+    let sfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in crate::init::FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
+    };
+    if sfd < 0 {
+        return Err(Error::launch("creating a signalfd")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: sfd is a fresh fd we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) })
 }

@@ -236,3 +236,27 @@ pub(crate) fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> Result<(), Er
     })
     .map(drop)
 }
+
+// glibc's setresuid/setresgid/setgroups wrappers broadcast the change to every thread of
+// the process (nptl "setxid"), waiting for threads that, in a cloned child, do not exist:
+// the child would hang forever. The raw syscalls change only the calling thread, which in
+// the child is the whole process.
+
+/// Raw `setresuid(2)`.
+pub(crate) fn setresuid(uid: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall on integers.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// Raw `setresgid(2)`.
+pub(crate) fn setresgid(gid: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall on integers.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+/// Raw `setgroups(0, NULL)`: drop every supplementary group.
+pub(crate) fn clear_groups() -> Result<(), Errno> {
+    // SAFETY: plain syscall with a null list of length 0.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) })
+        .map(drop)
+}
