@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+pub use crate::capabilities::CapabilityError;
 pub use crate::cgroup::CgroupError;
 pub use crate::landlock::LandlockError;
 pub use crate::policy::PolicyError;
@@ -18,6 +19,9 @@ pub enum Error {
     /// The seccomp profile could not be compiled or installed.
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    /// A capability the policy keeps is unknown or not in this kernel.
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
     /// Landlock could not be set up as the policy asks.
     #[error(transparent)]
     Landlock(#[from] LandlockError),

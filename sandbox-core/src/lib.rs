@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+mod capabilities;
 mod cgroup;
 mod error;
 mod landlock;
@@ -10,6 +11,8 @@ mod plan;
 mod policy;
 mod seccomp;
 
-pub use error::{CgroupError, Error, LandlockError, PolicyError, Result, SeccompError};
+pub use error::{
+    CapabilityError, CgroupError, Error, LandlockError, PolicyError, Result, SeccompError,
+};
 pub use plan::LayerStatus;
 pub use policy::*;
