@@ -293,6 +293,29 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Child, before switching to a non-zero uid: keep the permitted set across `setresuid`
+/// (`PR_SET_KEEPCAPS`), so that [`apply`] can still drop the bounding set and keep the
+/// policy's capabilities. The kernel clears the flag at `execve`.
+///
+/// # Safety
+/// Same contract as [`apply`]: one raw `prctl`, no allocation.
+pub(crate) unsafe fn keep_across_setuid() -> Result<(), Errno> {
+    // SAFETY: prctl on integers.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_KEEPCAPS,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 fn inheritable(data: &[CapData; 2]) -> u64 {
     u64::from(data[0].inheritable) | (u64::from(data[1].inheritable) << 32)
 }
@@ -445,6 +468,86 @@ mod tests {
             get("CapBnd:")?,
             get("CapAmb:")?,
         ])
+    }
+
+    /// The launcher's sequence: keep caps, switch to uid/gid 65534, apply, execve `cat
+    /// /proc/self/status`; returns the five sets of the executed program.
+    fn sets_after_setuid_and_exec(plan: &CapabilityPlan) -> Result<[u64; 5], String> {
+        let cat = c"/bin/cat";
+        let argv = [
+            cat.as_ptr(),
+            c"/proc/self/status".as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only makes raw syscalls on data prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: raw syscalls; _exit on every failure.
+            unsafe {
+                if keep_across_setuid().is_err() {
+                    libc::_exit(10);
+                }
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(65534, 65534, 65534) != 0
+                    || libc::setresuid(65534, 65534, 65534) != 0
+                {
+                    libc::_exit(11);
+                }
+                if apply(plan).is_err() {
+                    libc::_exit(12);
+                }
+                libc::dup2(fds[1], 1);
+                libc::execve(cat.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(13);
+            }
+        }
+        // SAFETY: closing our write end, reading, waiting for our child.
+        let (text, st) = unsafe {
+            libc::close(fds[1]);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len());
+                if n <= 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n as usize]);
+            }
+            libc::close(fds[0]);
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, 0);
+            (String::from_utf8_lossy(&out).into_owned(), st)
+        };
+        if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
+            return Err(format!("child failed: wait status {st:#x}"));
+        }
+        let get = |f: &str| status_field(&text, f).ok_or(format!("no {f} in status"));
+        Ok([
+            get("CapInh:")?,
+            get("CapPrm:")?,
+            get("CapEff:")?,
+            get("CapBnd:")?,
+            get("CapAmb:")?,
+        ])
+    }
+
+    #[test]
+    fn kept_capability_survives_setuid_and_execve() {
+        if !is_root_with_setpcap() {
+            println!("skipped: capabilities: test needs root");
+            return;
+        }
+        let plan = prepare(&["CAP_NET_BIND_SERVICE".into()]).map_err(|e| e.to_string());
+        let sets = plan.and_then(|p| sets_after_setuid_and_exec(&p));
+        assert_eq!(sets, Ok([1 << 10; 5]));
+        let plan = prepare(&[]).map_err(|e| e.to_string());
+        let sets = plan.and_then(|p| sets_after_setuid_and_exec(&p));
+        assert_eq!(sets, Ok([0; 5]));
     }
 
     fn is_root_with_setpcap() -> bool {
