@@ -186,7 +186,15 @@ impl Command {
         } else {
             None
         };
-        let spawned = launch::spawn(&plan, StdioFds { fds: child_ends })?;
+        let spawned = match launch::spawn(&plan, StdioFds { fds: child_ends }) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(dir) = &plan.private_tmp {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(e);
+            }
+        };
         let cgroup = plan.cgroup.cgroup.take();
         let [stdin, stdout, stderr] = parent_ends;
         let mut child = Child::new(
@@ -199,6 +207,7 @@ impl Command {
             self.policy.limits.timeout,
             std::mem::take(&mut plan.layers),
         );
+        child.set_private_tmp(plan.private_tmp.take());
         if let Some(fd) = signals {
             child.set_signal_fd(fd);
         }

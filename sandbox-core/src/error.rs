@@ -19,12 +19,12 @@ pub enum Error {
     /// The seccomp profile could not be compiled or installed.
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    /// A capability the policy keeps is unknown or not in this kernel.
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
     /// Landlock could not be set up as the policy asks.
     #[error(transparent)]
     Landlock(#[from] LandlockError),
-    /// A capability the policy keeps is unknown.
-    #[error(transparent)]
-    Capability(#[from] CapabilityError),
     /// cgroup limits could not be set up as the policy asks.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),

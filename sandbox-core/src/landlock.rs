@@ -381,7 +381,12 @@ fn prepare_with_abi(
             key: "child path",
             path: path.clone(),
         })?;
-        child_rules.push((c, rights.child(*access)));
+        let mut access = rights.child(*access);
+        // A rule on a file (a device node in landlock isolation mode) may only carry file rights.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+            access &= rights.file;
+        }
+        child_rules.push((c, access));
     }
 
     let not_enforced: Vec<String> = gaps

@@ -134,6 +134,8 @@ pub(crate) struct Plan {
     /// The layers' status, for the report.
     pub(crate) layers: Vec<(&'static str, LayerStatus)>,
     pub(crate) cgroup: CgroupSetup,
+    /// Landlock mode: the private temporary directory to remove when the sandbox ends.
+    pub(crate) private_tmp: Option<PathBuf>,
 }
 
 fn cstr(what: &str, s: &OsStr) -> Result<CString> {
@@ -231,10 +233,28 @@ pub(crate) fn compile(
             child_paths.push((t.clone(), ChildAccess::ReadWrite));
         }
     }
+    // Without namespaces the command sees the host's /proc and /dev: Landlock opens only
+    // procfs (read) and the harmless device nodes; /tmp becomes a private directory (TMPDIR).
+    let mut extra_read_write = Vec::new();
+    let mut private_tmp = None;
+    if !namespaced {
+        child_paths.push(("/proc".into(), ChildAccess::Proc));
+        for dev in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts"] {
+            let p = Path::new("/dev").join(dev);
+            if p.exists() {
+                child_paths.push((p, ChildAccess::Dev));
+            }
+        }
+        if !policy.filesystem.tmpfs.is_empty() && create_cgroup {
+            let dir = private_tmp_dir(ids.inside_uid, ids.inside_gid)?;
+            extra_read_write.push(dir.clone());
+            private_tmp = Some(dir);
+        }
+    }
     let (landlock, landlock_status) = landlock::prepare(&LandlockInput {
         policy,
         child_paths: &child_paths,
-        extra_read_write: &[],
+        extra_read_write: &extra_read_write,
     })?;
     let seccomp = seccomp::prepare(&policy.seccomp, &policy.network, policy.isolation)?;
     let capabilities =
@@ -247,7 +267,11 @@ pub(crate) fn compile(
     let rlimits = limits::prepare(&policy.limits, cgroup.cgroup.is_none());
 
     let cwd = spec.cwd.unwrap_or(&policy.process.cwd);
-    let env = environment(policy, spec);
+    let mut env = environment(policy, spec);
+    if let Some(dir) = &private_tmp {
+        env.retain(|(k, _)| k != "TMPDIR");
+        env.push(("TMPDIR".into(), dir.clone().into_os_string()));
+    }
     let exec_candidates = exec_candidates(spec.program, &env)?;
 
     let argv: Vec<CString> = std::iter::once(spec.program)
@@ -301,7 +325,30 @@ pub(crate) fn compile(
         _envp: envp,
         layers,
         cgroup,
+        private_tmp,
     })
+}
+
+/// Landlock mode's stand-in for a fresh /tmp: a new mode-0700 directory owned by the caller
+/// (or, for a root caller, by the id the command runs as), removed when the sandbox ends.
+fn private_tmp_dir(uid: u32, gid: u32) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sandbox-tmp-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| Error::Path {
+            key: "filesystem.tmpfs",
+            path: dir.clone(),
+            reason: format!("cannot create the private temporary directory: {source}"),
+        })?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let _ = std::os::unix::fs::chown(&dir, Some(uid), Some(gid));
+    }
+    Ok(dir)
 }
 
 /// What `spawn` hands to the supervisor.
@@ -604,6 +651,9 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
     // SAFETY: raw syscalls on the plan's prepared data throughout.
     unsafe {
         // 7. The policy's uid/gid inside the user namespace (a root caller becomes nobody).
+        // KEEPCAPS: leaving uid 0 would otherwise empty the permitted set before step 8 can
+        // drop the bounding set (which needs CAP_SETPCAP).
+        let _ = capabilities::keep_across_setuid();
         if plan.isolation == Isolation::Namespaces || libc::geteuid() == 0 {
             let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
             if libc::geteuid() == 0 && plan.isolation == Isolation::Landlock {

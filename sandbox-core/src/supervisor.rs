@@ -77,6 +77,8 @@ pub struct Child {
     layers: Vec<(&'static str, LayerStatus)>,
     outcome: Option<Outcome>,
     killed_for_timeout: bool,
+    /// Landlock mode's private temporary directory, removed when the sandbox ends.
+    private_tmp: Option<std::path::PathBuf>,
     /// A signalfd for the signals [`crate::Command::forward_signals`] passes on.
     signals: Option<OwnedFd>,
     /// The command's stdin, when [`crate::Stdio::Piped`].
@@ -111,10 +113,15 @@ impl Child {
             outcome: None,
             killed_for_timeout: false,
             signals: None,
+            private_tmp: None,
             stdin: None,
             stdout: None,
             stderr: None,
         }
+    }
+
+    pub(crate) fn set_private_tmp(&mut self, dir: Option<std::path::PathBuf>) {
+        self.private_tmp = dir;
     }
 
     pub(crate) fn set_signal_fd(&mut self, fd: OwnedFd) {
@@ -328,6 +335,10 @@ impl Child {
             }
             usage.peak_pids = u.pids_peak;
             cg.remove()?;
+        }
+        if let Some(dir) = self.private_tmp.take() {
+            // We created it for this sandbox; its contents are the command's scratch files.
+            let _ = std::fs::remove_dir_all(dir);
         }
         let outcome = Outcome {
             status: ExitStatus::from_raw(command_status),
