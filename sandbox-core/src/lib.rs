@@ -6,6 +6,7 @@
 mod cgroup;
 mod error;
 mod landlock;
+mod limits;
 mod plan;
 mod policy;
 mod seccomp;

@@ -1,0 +1,134 @@
+//! Reading and writing cgroupfs files: one `write(2)` per value, every limit read back.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::CgroupError;
+
+/// The errno of an I/O error (`EINVAL` for the non-OS errors std can produce, such as
+/// invalid UTF-8).
+pub(super) fn errno_of(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EINVAL, Errno::from_raw)
+}
+
+/// Write `value` with a single `write(2)`: cgroupfs parses each write as one request.
+pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    // On cgroupfs every file exists as soon as its directory does, and `O_CREAT` would turn
+    // a missing file into a misleading EACCES. The fake trees of the unit tests need it.
+    if cfg!(test) {
+        opts.create(true).truncate(true);
+    }
+    let fail = |e: io::Error| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_owned(),
+        errno: errno_of(&e),
+    };
+    let mut file = opts.open(path).map_err(fail)?;
+    file.write_all(value.as_bytes()).map_err(fail)
+}
+
+/// The contents of a cgroup file, trimmed.
+pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| CgroupError::Read {
+            path: path.to_path_buf(),
+            errno: errno_of(&e),
+        })
+}
+
+/// Write `value`, read the file back and require `expect`: a limit is never silently
+/// unapplied (the kernel may round or clamp what it is given).
+pub(super) fn write_checked(path: &Path, value: &str, expect: &str) -> Result<(), CgroupError> {
+    write(path, value)?;
+    let read = read(path)?;
+    if read == expect {
+        Ok(())
+    } else {
+        Err(CgroupError::ReadBack {
+            path: path.to_path_buf(),
+            wrote: value.to_owned(),
+            read,
+        })
+    }
+}
+
+/// A file holding one number.
+pub(super) fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`key value` lines: memory.events, cpu.stat, …).
+pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The pids listed in a `cgroup.procs` file (empty when it cannot be read).
+pub(super) fn pids(procs: &Path) -> Vec<libc::pid_t> {
+    fs::read_to_string(procs)
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Create a cgroup directory.
+pub(super) fn mkdir(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir(path).map_err(|e| CgroupError::Create {
+        path: path.to_path_buf(),
+        errno: errno_of(&e),
+    })
+}
+
+/// Remove a cgroup directory, retrying with growing sleeps while it is busy (its last
+/// processes are still exiting). A directory that is already gone counts as removed.
+pub(super) fn rmdir_retry(path: &Path, tries: u32) -> Result<(), CgroupError> {
+    let mut delay = Duration::from_micros(500);
+    let mut attempt = 0;
+    loop {
+        let err = match remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(errno) => errno,
+        };
+        attempt += 1;
+        if err != Errno::EBUSY || attempt >= tries {
+            return Err(CgroupError::Remove {
+                path: path.to_path_buf(),
+                errno: err,
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<(), Errno> {
+    // Fake trees in the unit tests hold the limit files we wrote; cgroupfs directories
+    // are removable while they list their (virtual) files.
+    if cfg!(test) {
+        if let Ok(entries) = fs::read_dir(path) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_type()
+                    .is_ok_and(|t| t.is_file() || t.is_symlink())
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+    fs::remove_dir(path).map_err(|e| errno_of(&e))
+}
