@@ -2,6 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,21 +16,30 @@ pub(super) fn errno_of(e: &io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EINVAL, Errno::from_raw)
 }
 
-/// Write `value` with a single `write(2)`: cgroupfs parses each write as one request.
-pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+fn open(path: &Path, read: bool) -> io::Result<fs::File> {
     let mut opts = OpenOptions::new();
-    opts.write(true);
+    opts.read(read).write(true);
     // On cgroupfs every file exists as soon as its directory does, and `O_CREAT` would turn
     // a missing file into a misleading EACCES. The fake trees of the unit tests need it.
     if cfg!(test) {
         opts.create(true).truncate(true);
     }
-    let fail = |e: io::Error| CgroupError::Write {
-        path: path.to_path_buf(),
-        value: value.to_owned(),
+    opts.open(path)
+}
+
+fn write_error(path: &Path, value: &str) -> impl Fn(io::Error) -> CgroupError {
+    let (path, value) = (path.to_path_buf(), value.to_owned());
+    move |e| CgroupError::Write {
+        path: path.clone(),
+        value: value.clone(),
         errno: errno_of(&e),
-    };
-    let mut file = opts.open(path).map_err(fail)?;
+    }
+}
+
+/// Write `value` with a single `write(2)`: cgroupfs parses each write as one request.
+pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let fail = write_error(path, value);
+    let mut file = open(path, false).map_err(&fail)?;
     file.write_all(value.as_bytes()).map_err(fail)
 }
 
@@ -44,17 +54,26 @@ pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
 }
 
 /// Write `value`, read the file back and require `expect`: a limit is never silently
-/// unapplied (the kernel may round or clamp what it is given).
+/// unapplied (the kernel may round or clamp what it is given). One descriptor serves both
+/// (open, write, pread, close), as this is on the launch path.
 pub(super) fn write_checked(path: &Path, value: &str, expect: &str) -> Result<(), CgroupError> {
-    write(path, value)?;
-    let read = read(path)?;
+    let fail = write_error(path, value);
+    let mut file = open(path, true).map_err(&fail)?;
+    file.write_all(value.as_bytes()).map_err(fail)?;
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).map_err(|e| CgroupError::Read {
+        path: path.to_path_buf(),
+        errno: errno_of(&e),
+    })?;
+    let read = String::from_utf8_lossy(&buf[..n]);
+    let read = read.trim();
     if read == expect {
         Ok(())
     } else {
         Err(CgroupError::ReadBack {
             path: path.to_path_buf(),
             wrote: value.to_owned(),
-            read,
+            read: read.to_owned(),
         })
     }
 }
@@ -116,19 +135,15 @@ pub(super) fn rmdir_retry(path: &Path, tries: u32) -> Result<(), CgroupError> {
 }
 
 fn remove_dir(path: &Path) -> Result<(), Errno> {
-    // Fake trees in the unit tests hold the limit files we wrote; cgroupfs directories
-    // are removable while they list their (virtual) files.
-    if cfg!(test) {
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                if entry
-                    .file_type()
-                    .is_ok_and(|t| t.is_file() || t.is_symlink())
-                {
-                    let _ = fs::remove_file(entry.path());
-                }
+    match fs::remove_dir(path).map_err(|e| errno_of(&e)) {
+        // Fake trees in the unit tests hold the files we wrote; a cgroupfs directory is
+        // removable while it lists its (virtual) files, so this never runs on the host.
+        Err(Errno::ENOTEMPTY) if cfg!(test) => {
+            for entry in fs::read_dir(path).into_iter().flatten().flatten() {
+                let _ = fs::remove_file(entry.path());
             }
+            fs::remove_dir(path).map_err(|e| errno_of(&e))
         }
+        r => r,
     }
-    fs::remove_dir(path).map_err(|e| errno_of(&e))
 }

@@ -600,8 +600,9 @@ fn real_host(test: &str) -> Option<&'static Layout> {
         Layout::V1(_) | Layout::V2(_) => Some(layout),
         Layout::Unusable { version, why } => {
             let feature = match *version {
-                "none" => "cgroups".to_owned(),
-                v => format!("cgroup {v}"),
+                "none" => "cgroups",
+                "v2" => "cgroup v2",
+                _ => "cgroup v1",
             };
             let why = match why {
                 Unusable::V1NotRoot { .. } => "not root".to_owned(),
@@ -859,4 +860,48 @@ fn measure_cgroup_costs() {
             );
         }
     }
+}
+
+/// The real tree seen by an ordinary user: refused, naming why and the fix.
+#[test]
+fn real_tree_refuses_an_ordinary_user() {
+    let self_cgroup = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let uid = if euid() == 0 { 54321 } else { euid() };
+    let layout = decide(&Host {
+        root: Path::new(ROOT),
+        self_cgroup: &self_cgroup,
+        euid: uid,
+        egid: uid,
+    });
+    match &layout {
+        Layout::Unusable {
+            why: Unusable::V1NotRoot { euid },
+            ..
+        } => assert_eq!(*euid, uid),
+        Layout::Unusable {
+            why: Unusable::V2NotDelegated { .. },
+            ..
+        } => {}
+        Layout::Unusable { why, .. } => {
+            println!("skipped: cgroups: {why}");
+            return;
+        }
+        // A delegated v2 subtree (the VM's user run): usable, as it should be.
+        Layout::V2(_) if euid() != 0 => return,
+        other => panic!("uid {uid} should be refused: {other:?}"),
+    }
+    let err = prepare_with(
+        &layout,
+        &Mutex::new(None),
+        &limits(Some(64 * MIB), None, None),
+        1,
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("hint: "), "{err}");
+    assert!(
+        err.to_string()
+            .contains("systemd-run --user --scope -p Delegate=yes"),
+        "{err}"
+    );
 }

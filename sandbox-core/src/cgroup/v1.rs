@@ -78,7 +78,11 @@ pub(super) fn write_limits(
         let (quota, period) = super::cpu_quota(cpus)?;
         let (quota, period) = (quota.to_string(), period.to_string());
         debug_assert_eq!(period, CFS_PERIOD_US.to_string());
-        fsio::write_checked(&dir.join("cpu.cfs_period_us"), &period, &period)?;
+        // A new cgroup starts with the default period: write it only if it differs.
+        let period_file = dir.join("cpu.cfs_period_us");
+        if fsio::read(&period_file).ok().as_deref() != Some(period.as_str()) {
+            fsio::write_checked(&period_file, &period, &period)?;
+        }
         fsio::write_checked(&dir.join("cpu.cfs_quota_us"), &quota, &quota)?;
         report.cpus = Some(Enforced::cgroup(
             "cpu.cfs_quota_us",
@@ -124,9 +128,11 @@ impl V1Cgroup {
                 fsio::write(state, "FROZEN")?;
                 wait_frozen(state);
             }
-            for p in &procs {
-                kill_pids(&fsio::pids(p));
-            }
+            // Every process is in every hierarchy: kill the union once.
+            let mut pids: Vec<libc::pid_t> = procs.iter().flat_map(|p| fsio::pids(p)).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            kill_pids(&pids);
             match &freezer {
                 Some(state) => fsio::write(state, "THAWED"),
                 None => Ok(()),
