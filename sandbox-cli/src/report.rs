@@ -6,7 +6,10 @@
 //! `timed_out`, `oom_killed` (booleans),
 //! `usage` (`wall_time_ms`, `user_cpu_ms`, `system_cpu_ms`, `peak_memory_bytes`, `peak_pids`; the
 //! last two null when unknown),
-//! `layers` (object: layer name → `{"status": "enforced"|"partial"|"unavailable"|"disabled", "detail": …}`).
+//! `layers` (object: layer name → `{"status": "enforced"|"partial"|"unavailable"|"disabled", "detail": …}`),
+//! `limits` (`backend`: `"cgroup2"|"cgroup1"|"rlimit"|"none"`, `cgroup`, and per limit `memory`, `swap`,
+//! `cpus`, `pids`, `open_files`, `file_size`, `core`: null or `{"by": "cgroup", "file", "value"}` |
+//! `{"by": "rlimit", "resource", "value", "caveat"}` | `{"by": "not_enforced", "why"}`; `degraded`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -78,6 +81,7 @@ pub(crate) fn to_json(policy: &str, command: &[OsString], outcome: &Outcome) -> 
             "peak_pids": u.peak_pids,
         },
         "layers": layers,
+        "limits": serde_json::to_value(&outcome.limits).unwrap_or(Value::Null),
     })
 }
 

@@ -206,6 +206,7 @@ impl Command {
             started,
             self.policy.limits.timeout,
             std::mem::take(&mut plan.layers),
+            plan.cgroup.enforcement.clone(),
         );
         child.set_private_tmp(plan.private_tmp.take());
         if let Some(fd) = signals {

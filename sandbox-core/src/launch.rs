@@ -19,7 +19,7 @@ use crate::capabilities::{self, CapabilityPlan};
 use crate::cgroup::{self, CgroupSetup};
 use crate::error::{Error, Result};
 use crate::landlock::{self, ChildAccess, LandlockInput, LandlockPlan};
-use crate::limits::{self, RlimitPlan};
+use crate::limits;
 use crate::mounts::{self, MountPlan};
 use crate::namespaces::{self, IdMapping};
 use crate::plan::LayerStatus;
@@ -119,7 +119,6 @@ pub(crate) struct Plan {
     mounts: Option<MountPlan>,
     hostname: CString,
     loopback: bool,
-    rlimits: RlimitPlan,
     capabilities: CapabilityPlan,
     landlock: LandlockPlan,
     seccomp: SeccompPlan,
@@ -264,7 +263,6 @@ pub(crate) fn compile(
     } else {
         cgroup::check(&policy.limits)?
     };
-    let rlimits = limits::prepare(&policy.limits, cgroup.cgroup.is_none());
 
     let cwd = spec.cwd.unwrap_or(&policy.process.cwd);
     let mut env = environment(policy, spec);
@@ -312,7 +310,6 @@ pub(crate) fn compile(
         mounts,
         hostname: cstr("hostname", OsStr::new(&policy.process.hostname))?,
         loopback: namespaced && policy.network.mode == NetworkMode::None,
-        rlimits,
         capabilities,
         landlock,
         seccomp,
@@ -668,7 +665,7 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
                 fail(err, Stage::Ids, 1, e);
             }
         }
-        if let Err(e) = limits::apply(&plan.rlimits) {
+        if let Err(e) = limits::apply(&plan.cgroup.rlimits) {
             fail(err, Stage::Rlimits, 0, e);
         }
         // 8. Every capability set emptied (bounding first: it needs CAP_SETPCAP).

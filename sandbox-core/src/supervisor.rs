@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, LimitsReport};
 use crate::error::{Error, Result};
 use crate::plan::LayerStatus;
 use crate::policy::Isolation;
@@ -43,6 +43,8 @@ pub struct Outcome {
     pub usage: Usage,
     /// Each layer and how it was enforced.
     pub layers: Vec<(&'static str, LayerStatus)>,
+    /// Each resource limit and how it was enforced (cgroup v2, v1, rlimit, not at all).
+    pub limits: LimitsReport,
 }
 
 impl Outcome {
@@ -75,6 +77,7 @@ pub struct Child {
     started: Instant,
     deadline: Option<Instant>,
     layers: Vec<(&'static str, LayerStatus)>,
+    limits: LimitsReport,
     outcome: Option<Outcome>,
     killed_for_timeout: bool,
     /// Landlock mode's private temporary directory, removed when the sandbox ends.
@@ -100,6 +103,7 @@ impl Child {
         started: Instant,
         timeout: Option<Duration>,
         layers: Vec<(&'static str, LayerStatus)>,
+        limits: LimitsReport,
     ) -> Child {
         Child {
             pid,
@@ -110,6 +114,7 @@ impl Child {
             started,
             deadline: timeout.map(|t| started + t),
             layers,
+            limits,
             outcome: None,
             killed_for_timeout: false,
             signals: None,
@@ -330,10 +335,17 @@ impl Child {
             let _ = cg.kill();
             let u = cg.usage();
             oom_killed = u.oom_killed;
-            if u.memory_peak.is_some() {
-                usage.peak_memory = u.memory_peak;
+            if u.memory_peak_bytes.is_some() {
+                usage.peak_memory = u.memory_peak_bytes;
             }
-            usage.peak_pids = u.pids_peak;
+            usage.peak_pids = u.pids_peak.or(u.pids_current);
+            // The cgroup counts every process, also those pid 1 never waited for.
+            if let Some(us) = u.cpu_user_usec {
+                usage.user_cpu = usage.user_cpu.max(Duration::from_micros(us));
+            }
+            if let Some(us) = u.cpu_system_usec {
+                usage.system_cpu = usage.system_cpu.max(Duration::from_micros(us));
+            }
             cg.remove()?;
         }
         if let Some(dir) = self.private_tmp.take() {
@@ -346,6 +358,7 @@ impl Child {
             oom_killed,
             usage,
             layers: self.layers.clone(),
+            limits: self.limits.clone(),
         };
         self.outcome = Some(outcome.clone());
         Ok(Some(outcome))

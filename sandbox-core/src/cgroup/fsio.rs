@@ -1,0 +1,149 @@
+//! Reading and writing cgroupfs files: one `write(2)` per value, every limit read back.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::CgroupError;
+
+/// The errno of an I/O error (`EINVAL` for the non-OS errors std can produce, such as
+/// invalid UTF-8).
+pub(super) fn errno_of(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EINVAL, Errno::from_raw)
+}
+
+fn open(path: &Path, read: bool) -> io::Result<fs::File> {
+    let mut opts = OpenOptions::new();
+    opts.read(read).write(true);
+    // On cgroupfs every file exists as soon as its directory does, and `O_CREAT` would turn
+    // a missing file into a misleading EACCES. The fake trees of the unit tests need it.
+    if cfg!(test) {
+        opts.create(true).truncate(true);
+    }
+    opts.open(path)
+}
+
+fn write_error(path: &Path, value: &str) -> impl Fn(io::Error) -> CgroupError {
+    let (path, value) = (path.to_path_buf(), value.to_owned());
+    move |e| CgroupError::Write {
+        path: path.clone(),
+        value: value.clone(),
+        errno: errno_of(&e),
+    }
+}
+
+/// Write `value` with a single `write(2)`: cgroupfs parses each write as one request.
+pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let fail = write_error(path, value);
+    let mut file = open(path, false).map_err(&fail)?;
+    file.write_all(value.as_bytes()).map_err(fail)
+}
+
+/// The contents of a cgroup file, trimmed.
+pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| CgroupError::Read {
+            path: path.to_path_buf(),
+            errno: errno_of(&e),
+        })
+}
+
+/// Write `value`, read the file back and require `expect`: a limit is never silently
+/// unapplied (the kernel may round or clamp what it is given). One descriptor serves both
+/// (open, write, pread, close), as this is on the launch path.
+pub(super) fn write_checked(path: &Path, value: &str, expect: &str) -> Result<(), CgroupError> {
+    let fail = write_error(path, value);
+    let mut file = open(path, true).map_err(&fail)?;
+    file.write_all(value.as_bytes()).map_err(fail)?;
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).map_err(|e| CgroupError::Read {
+        path: path.to_path_buf(),
+        errno: errno_of(&e),
+    })?;
+    let read = String::from_utf8_lossy(&buf[..n]);
+    let read = read.trim();
+    if read == expect {
+        Ok(())
+    } else {
+        Err(CgroupError::ReadBack {
+            path: path.to_path_buf(),
+            wrote: value.to_owned(),
+            read: read.to_owned(),
+        })
+    }
+}
+
+/// A file holding one number.
+pub(super) fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`key value` lines: memory.events, cpu.stat, …).
+pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The pids listed in a `cgroup.procs` file (empty when it cannot be read).
+pub(super) fn pids(procs: &Path) -> Vec<libc::pid_t> {
+    fs::read_to_string(procs)
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Create a cgroup directory.
+pub(super) fn mkdir(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir(path).map_err(|e| CgroupError::Create {
+        path: path.to_path_buf(),
+        errno: errno_of(&e),
+    })
+}
+
+/// Remove a cgroup directory, retrying with growing sleeps while it is busy (its last
+/// processes are still exiting). A directory that is already gone counts as removed.
+pub(super) fn rmdir_retry(path: &Path, tries: u32) -> Result<(), CgroupError> {
+    let mut delay = Duration::from_micros(500);
+    let mut attempt = 0;
+    loop {
+        let err = match remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(errno) => errno,
+        };
+        attempt += 1;
+        if err != Errno::EBUSY || attempt >= tries {
+            return Err(CgroupError::Remove {
+                path: path.to_path_buf(),
+                errno: err,
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<(), Errno> {
+    match fs::remove_dir(path).map_err(|e| errno_of(&e)) {
+        // Fake trees in the unit tests hold the files we wrote; a cgroupfs directory is
+        // removable while it lists its (virtual) files, so this never runs on the host.
+        Err(Errno::ENOTEMPTY) if cfg!(test) => {
+            for entry in fs::read_dir(path).into_iter().flatten().flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+            fs::remove_dir(path).map_err(|e| errno_of(&e))
+        }
+        r => r,
+    }
+}
