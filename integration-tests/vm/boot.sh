@@ -150,7 +150,7 @@ ln -s busybox "$root/bin/sh"
 
 copy_libs() { # copy the shared libraries of a dynamic ELF to the same paths in the guest
     local f=$1 lib
-    ldd "$f" 2>/dev/null | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+    { ldd "$f" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | sort -u | while read -r lib; do
         [[ -e "$root$lib" ]] && continue
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
@@ -246,9 +246,11 @@ chmod 0755 /vm
 
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 if grep -q ' vmtest.user=1' /proc/cmdline; then
-    # `su` keeps the caller's cgroup: move this shell into the leaf first.
-    echo $$ >$cg/user.slice/vmuser/shell/cgroup.procs
-    su vmuser -c 'HOME=/home/vmuser; export HOME; . /cmd' </dev/null >/dev/ttyS1 2>&1
+    # `su` keeps the caller's cgroup: a child shell moves itself into the leaf, then becomes
+    # the user's command (su and sh exec), so the leaf holds only the command, as in a
+    # systemd scope. PID 1 stays in the root cgroup.
+    sh -c 'echo $$ >/sys/fs/cgroup/user.slice/vmuser/shell/cgroup.procs &&
+        exec su vmuser -c "HOME=/home/vmuser; export HOME; . /cmd"' </dev/null >/dev/ttyS1 2>&1
     rc=$?
 else
     (HOME=/root; export HOME; . /cmd) </dev/null >/dev/ttyS1 2>&1
