@@ -144,9 +144,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 root="$run/root"
-mkdir -p "$root"/{bin,vm,etc,proc,sys,dev,tmp,run,root,home/vmuser,newroot}
-cp "$busybox" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
+# A merged-/usr layout as on Debian, so policies that bind /usr, /bin, /lib, /etc work.
+mkdir -p "$root"/{usr/bin,usr/lib,usr/lib64,vm,etc,proc,sys,dev,tmp,run,root,home/vmuser,newroot} \
+    "$root"/{mnt,media,srv,opt,boot,var/tmp}
+for l in bin:usr/bin sbin:usr/bin lib:usr/lib lib64:usr/lib64; do ln -s "${l#*:}" "$root/${l%%:*}"; done
+cp "$busybox" "$root/usr/bin/busybox"
+ln -s busybox "$root/usr/bin/sh"
 
 copy_libs() { # copy the shared libraries of a dynamic ELF to the same paths in the guest
     local f=$1 lib
@@ -178,11 +181,14 @@ root:x:0:
 vmuser:x:1000:
 nogroup:x:65534:
 EOF
+printf 'root:*:19000:0:99999:7:::\nvmuser:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
+chmod 0640 "$root/etc/shadow"
 echo 'vm' >"$root/etc/hostname"
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
 
 # The command, as a shell script with every argument single-quoted.
 {
-    printf 'export PATH=/vm:/bin\ncd "$HOME" 2>/dev/null || cd /tmp\nexec'
+    printf 'export PATH=/vm:/usr/bin:/bin\ncd "$HOME" 2>/dev/null || cd /tmp\nexec'
     for a in "$@"; do
         printf " '%s'" "${a//\'/\'\\\'\'}"
     done
@@ -193,7 +199,7 @@ echo 'vm' >"$root/etc/hostname"
 # tmpfs and switch_root, because pivot_root(2) fails on the rootfs), then in the tmpfs.
 cat >"$root/init" <<'INIT'
 #!/bin/sh
-export PATH=/bin
+export PATH=/usr/bin:/bin
 /bin/busybox --install -s /bin 2>/dev/null
 if [ ! -e /.stage2 ]; then
     mount -t tmpfs -o mode=0755 root /newroot

@@ -16,7 +16,8 @@
 # The suite builds static binaries into target/vm-build (sandbox, probe and the `sandbox`
 # integration-test binary), then per kernel and user boots one VM (boot.sh) running
 #   env SANDBOX_BIN=/vm/sandbox SANDBOX_PROBE=/vm/probe SANDBOX_MUST_WORK=1 \
-#       EXPECT_LANDLOCK_ABI=<2|6> /vm/sandbox-tests --test-threads=2 cgroup:: landlock:: userns:: seccomp:: core::
+#       EXPECT_LANDLOCK_ABI=<2|6> /vm/sandbox-tests --test-threads=2 FILTER
+# once per FILTER in cgroup:: landlock:: userns:: seccomp:: core:: (libtest-mimic takes one),
 # and prints a kernel x user x result table. Exit 1 if any run failed, 0 otherwise; when no
 # VM can be booted here it prints `skipped: vm: <why>` and exits 0.
 # Environment: VMTEST_CACHE, VMTEST_TIMEOUT (per boot, default 300 s), VMTEST_MEM (MiB,
@@ -145,6 +146,9 @@ fi
 
 # ---- the suite ----
 
+# libtest-mimic 0.8 takes a single FILTER argument: one run of the binary per filter, all in
+# the same boot. Exit status: the last failing run's (101), else 0.
+guest_loop='rc=0; for f in "$@"; do /vm/sandbox-tests --color=never --test-threads=2 "$f" || rc=$?; done; exit $rc'
 users=(root user)
 [[ $quick == 1 ]] && users=(user)
 logs="$cache/logs"
@@ -162,12 +166,13 @@ for k in "${kernels[@]}"; do
         "$here/boot.sh" "${u[@]+"${u[@]}"}" -t "$timeout" -m "$mem" "${boot_files[@]}" -k "${deb[$k]}" -- \
             env SANDBOX_BIN=/vm/sandbox SANDBOX_PROBE=/vm/probe \
             SANDBOX_MUST_WORK="${VMTEST_MUST_WORK:-1}" EXPECT_LANDLOCK_ABI="${abi[$k]}" \
-            RUST_BACKTRACE=1 /vm/sandbox-tests --test-threads=2 $filters \
+            RUST_BACKTRACE=1 sh -c "$guest_loop" sh $filters \
             2>&1 | tee "$logs/$name.log" || r=${PIPESTATUS[0]}
         secs=$(($(date +%s) - s))
         [[ $r == 125 && ! -s "$logs/$name.log" ]] && check_boot "${deb[$k]}" "$k"
-        counts=$(grep -ao 'test result: .*' "$logs/$name.log" | tail -n1 |
-            sed -E 's/.*\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 passed, \2 failed, \3 ignored/' || true)
+        counts=$(grep -ao 'test result: .*' "$logs/$name.log" |
+            sed -E 's/.*\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/' |
+            awk '{ p += $1; f += $2; i += $3; n++ } END { if (n) printf "%d passed, %d failed, %d ignored", p, f, i }' || true)
         case "$r" in
             0) res=ok; [[ -z "$counts" ]] && res="ok (no tests ran)" ;;
             124) res="TIMEOUT"; failed=1 ;;
