@@ -17,7 +17,8 @@
 # The guest: busybox-static initramfs (plain cpio) that switch_roots into a tmpfs (pivot_root(2)
 # fails on an initramfs root), mounts proc/sys/devtmpfs/devpts/shm/mqueue/tmp/run, pure cgroup2
 # at /sys/fs/cgroup (cgroup_no_v1=all, nsdelegate) with every controller enabled in the root
-# subtree_control, brings up lo. As root, CMD runs in the root cgroup.
+# subtree_control, brings up lo. As root, CMD runs in the root cgroup. CMD starts in /work
+# (empty, owned by the user CMD runs as); the guest has a Debian-like merged-/usr layout.
 # CMD's stdout+stderr go to ttyS1 and are streamed to our stdout. Exit status: CMD's status,
 # 124 on timeout, 125 if the VM died without reporting one (panic, crash, qemu error).
 #
@@ -146,7 +147,7 @@ trap 'exit 143' TERM
 root="$run/root"
 # A merged-/usr layout as on Debian, so policies that bind /usr, /bin, /lib, /etc work.
 mkdir -p "$root"/{usr/bin,usr/lib,usr/lib64,vm,etc,proc,sys,dev,tmp,run,root,home/vmuser,newroot} \
-    "$root"/{mnt,media,srv,opt,boot,var/tmp}
+    "$root"/{mnt,media,srv,opt,boot,var/tmp,work}
 for l in bin:usr/bin sbin:usr/bin lib:usr/lib lib64:usr/lib64; do ln -s "${l#*:}" "$root/${l%%:*}"; done
 cp "$busybox" "$root/usr/bin/busybox"
 ln -s busybox "$root/usr/bin/sh"
@@ -188,7 +189,7 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
 
 # The command, as a shell script with every argument single-quoted.
 {
-    printf 'export PATH=/vm:/usr/bin:/bin\ncd "$HOME" 2>/dev/null || cd /tmp\nexec'
+    printf 'export PATH=/vm:/usr/bin:/bin\ncd /work\nexec'
     for a in "$@"; do
         printf " '%s'" "${a//\'/\'\\\'\'}"
     done
@@ -248,6 +249,9 @@ for d in $cg/user.slice/vmuser $cg/user.slice/vmuser/shell; do
     chown 1000:1000 $d $d/cgroup.procs $d/cgroup.subtree_control $d/cgroup.threads
 done
 chown -R 1000:1000 /home/vmuser
+# The command's working directory: a project directory owned by whoever runs it (sandboxes
+# refuse to share $HOME or / read-write).
+grep -q ' vmtest.user=1' /proc/cmdline && chown 1000:1000 /work
 chmod 0755 /vm
 
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

@@ -10,6 +10,7 @@
 # qemu-system-common/qemu-utils). So the install is simulated first; if it would remove any
 # package, the same install is done from bookworm-backports (the matching 10.0.x) through a
 # private apt source list under the cache dir. /etc/apt is never modified, nothing is removed.
+# VMTEST_FORCE_INSTALL=1 runs the install even when the tools are present (to test this script).
 # Both qemu 7.2 and 10.0 boot the kernels identically (see shared/notes/vm-testing.md).
 set -euo pipefail
 
@@ -20,6 +21,10 @@ APT_LOCK=(-o DPkg::Lock::Timeout=300)
 PKGS=(qemu-system-x86 busybox-static cpio)
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
+mkdir -p "$cache"
+ilog="$cache/install-tools.log"
+# Run an apt-get install quietly; on failure show the end of its output.
+quiet() { "$@" >"$ilog" 2>&1 || { tail -n 15 "$ilog" >&2; return 1; }; }
 
 static_busybox() {
     [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1
@@ -28,7 +33,7 @@ have_all() {
     command -v qemu-system-x86_64 >/dev/null && command -v cpio >/dev/null && static_busybox
 }
 
-have_all && exit 0
+[[ ${VMTEST_FORCE_INSTALL:-0} == 1 ]] || { have_all && exit 0; }
 if [[ $(id -u) != 0 ]]; then
     log "qemu-system-x86_64/cpio/busybox-static missing and not root; run: sudo apt-get install --no-install-recommends ${PKGS[*]}"
     exit 1
@@ -45,7 +50,7 @@ sim=$(apt-get "${APT_LOCK[@]}" -s install -y --no-install-recommends "${PKGS[@]}
 removes=$(sed -n 's/^Remv \([^ ]*\) .*/\1/p' <<<"$sim" | tr '\n' ' ')
 if [[ -z "$removes" ]]; then
     log "apt-get install ${PKGS[*]}"
-    apt-get "${APT_LOCK[@]}" -qq install -y --no-install-recommends "${PKGS[@]}" >&2
+    quiet apt-get "${APT_LOCK[@]}" -qq install -y --no-install-recommends "${PKGS[@]}" || exit 1
     have_all && exit 0
     log "tools still missing after install"
     exit 1
@@ -66,7 +71,7 @@ EOF
 APTO=(-o "Dir::Etc::sourcelist=$adir/sources.list" -o Dir::Etc::sourceparts=-
     -o "Dir::State::lists=$adir/lists" -o "Dir::Cache::archives=$adir/archives"
     -o APT::Sandbox::User=root)
-apt-get "${APTO[@]}" "${APT_LOCK[@]}" -qq update >&2
+quiet apt-get "${APTO[@]}" "${APT_LOCK[@]}" -qq update || exit 1
 # Upgrade exactly the already-installed qemu packages alongside, so versions stay in lockstep.
 extra=()
 for p in $removes; do extra+=("$p"); done
@@ -79,8 +84,8 @@ if grep -q '^Remv ' <<<"$sim"; then
     log "backports install would also remove: $(sed -n 's/^Remv \([^ ]*\) .*/\1/p' <<<"$sim" | tr '\n' ' ')- not installing"
     exit 1
 fi
-apt-get "${APTO[@]}" "${APT_LOCK[@]}" -qq install -y --no-install-recommends \
-    -t "$codename-backports" qemu-system-x86 "${extra[@]}" busybox-static cpio >&2
+quiet apt-get "${APTO[@]}" "${APT_LOCK[@]}" -qq install -y --no-install-recommends \
+    -t "$codename-backports" qemu-system-x86 "${extra[@]}" busybox-static cpio || exit 1
 have_all && exit 0
 log "tools still missing after backports install"
 exit 1
