@@ -90,9 +90,11 @@ log "kernels ready after $(now)s"
 cargo_env=(env RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$build_dir")
 mkdir -p "$stage"
 if [[ $selftest == 1 ]]; then
-    gcc -O2 -static -o "$stage/sandbox-tests" "$here/selftest/selftest.c" ||
+    # Its own directory: the stand-in must not replace the real test binary in $stage.
+    mkdir -p "$build_dir/selftest"
+    gcc -O2 -static -o "$build_dir/selftest/sandbox-tests" "$here/selftest/selftest.c" ||
         skip "cannot build the selftest (gcc with static libc needed)"
-    bins=("$stage/sandbox-tests")
+    bins=("$build_dir/selftest/sandbox-tests")
     [[ -x "$stage/sandbox" ]] && bins+=("$stage/sandbox")
 elif [[ $build == 1 ]]; then
     log "building static binaries into target/vm-build"
