@@ -65,13 +65,13 @@ now() { echo $(($(date +%s) - t0)); }
 
 # ---- tools, kernels ----
 
+mkdir -p "$cache"
 if [[ $install == 1 ]]; then
-    "$here/install-tools.sh" 2>"$cache.install.log" || {
-        why=$(tail -n1 "$cache.install.log")
-        rm -f "$cache.install.log"
+    "$here/install-tools.sh" 2>"$cache/install-tools.err" || {
+        cat "$cache/install-tools.err" >&2
+        why=$(tail -n1 "$cache/install-tools.err")
         skip "${why#install-tools: }"
     }
-    rm -f "$cache.install.log"
 fi
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 
