@@ -232,6 +232,7 @@ def summarize(ns_list):
     xs = sorted(x / 1e6 for x in ns_list)
     return {"n": len(xs), "median_ms": percentile(xs, 0.5), "p10_ms": percentile(xs, 0.1),
             "p90_ms": percentile(xs, 0.9), "min_ms": xs[0] if xs else float("nan"),
+            "max_ms": xs[-1] if xs else float("nan"),
             "mean_ms": sum(xs) / len(xs) if xs else float("nan")}
 
 
@@ -268,6 +269,20 @@ def throughput(sp, argv, total, parallel):
             done += 1
             bad += os.waitstatus_to_exitcode(st) != 0
     return total / ((time.perf_counter_ns() - t0) / 1e9), bad
+
+
+def idle_latency(sp, contenders, rounds, idle_s):
+    """Launch latency after the machine sat idle for `idle_s` (what an agent sees between
+    commands); exposes costs that back-to-back loops hide (e.g. cgroup v1 attach waiting for
+    an RCU grace period)."""
+    res = {c.name: [] for c in contenders}
+    for i in range(rounds):
+        for c in (contenders if i % 2 == 0 else list(reversed(contenders))):
+            time.sleep(idle_s)
+            ns, code = sp.run(c.argv(["/bin/true"]))
+            if code == 0:
+                res[c.name].append(ns)
+    return {k: summarize(v) for k, v in res.items() if v}
 
 
 def peak_rss(sp, c, runs):
@@ -494,6 +509,9 @@ def main():
     ap.add_argument("--only", metavar="REGEX", help="only contenders whose name matches")
     ap.add_argument("--throughput-n", type=int, default=500)
     ap.add_argument("--perl-loops", type=int, default=200000)
+    ap.add_argument("--idle-rounds", type=int, default=6, help="launches after an idle pause "
+                    "per contender (0 = skip; skipped with --quick)")
+    ap.add_argument("--idle-s", type=float, default=1.0)
     ap.add_argument("--sandbox-bin", default=os.environ.get("SANDBOX_BIN",
                                                             "target/release/sandbox"))
     args = ap.parse_args()
@@ -568,6 +586,19 @@ def main():
                                               if bad[(name, par)] else ""))
         print()
     report["throughput"] = tp
+
+    # latency after idle
+    idle = {}
+    ic = [byname.get(n) for n in ("bare", "bwrap", "sandbox", "sandbox +cgroup")]
+    ic = [c for c in ic if ok(c)]
+    if not args.quick and args.idle_rounds > 0 and ic:
+        print(f"## latency after {args.idle_s:g} s idle (/bin/true, {args.idle_rounds} rounds)\n")
+        idle = idle_latency(sp, ic, args.idle_rounds, args.idle_s)
+        for n, s in idle.items():
+            print(f"{n:<22} median {s['median_ms']:6.2f} ms  (min {s['min_ms']:.2f}, "
+                  f"max {s['max_ms']:.2f})")
+        print()
+    report["idle"] = idle
 
     # peak RSS
     rss = {}
