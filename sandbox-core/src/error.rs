@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+pub use crate::capabilities::CapabilityError;
 pub use crate::cgroup::CgroupError;
 pub use crate::landlock::LandlockError;
 pub use crate::policy::PolicyError;
@@ -21,6 +22,9 @@ pub enum Error {
     /// Landlock could not be set up as the policy asks.
     #[error(transparent)]
     Landlock(#[from] LandlockError),
+    /// A capability the policy keeps is unknown.
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
     /// cgroup limits could not be set up as the policy asks.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),

@@ -3,13 +3,25 @@
 
 #![deny(missing_docs)]
 
+mod capabilities;
 mod cgroup;
+mod command;
 mod error;
+mod init;
 mod landlock;
+mod launch;
+mod limits;
+mod mounts;
+mod namespaces;
+mod network;
 mod plan;
 mod policy;
 mod seccomp;
+mod supervisor;
+mod sys;
 
-pub use error::{CgroupError, Error, LandlockError, PolicyError, Result, SeccompError};
+pub use command::{Command, Output, Sandbox, Stdio};
+pub use error::{CapabilityError, CgroupError, Error, LandlockError, PolicyError, Result, SeccompError};
 pub use plan::LayerStatus;
 pub use policy::*;
+pub use supervisor::{Child, Outcome, Usage};

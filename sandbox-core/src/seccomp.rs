@@ -31,3 +31,8 @@ pub(crate) fn prepare(
 pub(crate) unsafe fn apply(_plan: &SeccompPlan) -> Result<(), nix::errno::Errno> {
     Ok(())
 }
+
+/// Stub.
+pub(crate) fn status(_plan: &SeccompPlan) -> crate::LayerStatus {
+    crate::LayerStatus::Disabled
+}

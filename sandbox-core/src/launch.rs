@@ -1,0 +1,636 @@
+//! The launch sequence of DESIGN.md, one line per stage, each a call into its layer.
+//!
+//! Privilege at each phase boundary:
+//! - parent (the caller, unprivileged or root on the host): resolves, compiles, creates the
+//!   cgroup, clones, writes the id maps, attaches the cgroup, releases the child;
+//! - child = pid 1 of the sandbox: every capability inside its own user namespace, none on the
+//!   host; builds the mounts, hostname and loopback, then forks the command and stays as init;
+//! - command before exec: switches to the policy's uid/gid, drops every capability, sets
+//!   no_new_privs, restricts itself with Landlock, installs seccomp last, and execs.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::capabilities::{self, CapabilityPlan};
+use crate::cgroup::{self, CgroupSetup};
+use crate::error::{Error, Result};
+use crate::landlock::{self, ChildAccess, LandlockInput, LandlockPlan};
+use crate::limits::{self, RlimitPlan};
+use crate::mounts::{self, MountPlan};
+use crate::namespaces::{self, IdMapping};
+use crate::plan::LayerStatus;
+use crate::policy::{Isolation, NetworkMode, ResolvedPolicy};
+use crate::seccomp::{self, SeccompPlan};
+use crate::{init, network, sys};
+
+/// The child-side stages, reported to the parent as `{stage, index, errno}` on failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    Stdio = 1,
+    Sync,
+    Session,
+    Groups,
+    Mount,
+    Hostname,
+    Loopback,
+    Fork,
+    Ids,
+    Rlimits,
+    Capabilities,
+    NoNewPrivs,
+    Landlock,
+    Seccomp,
+    Chdir,
+    Exec,
+}
+
+impl Stage {
+    const ALL: [Stage; 16] = [
+        Stage::Stdio,
+        Stage::Sync,
+        Stage::Session,
+        Stage::Groups,
+        Stage::Mount,
+        Stage::Hostname,
+        Stage::Loopback,
+        Stage::Fork,
+        Stage::Ids,
+        Stage::Rlimits,
+        Stage::Capabilities,
+        Stage::NoNewPrivs,
+        Stage::Landlock,
+        Stage::Seccomp,
+        Stage::Chdir,
+        Stage::Exec,
+    ];
+
+    fn from_u32(v: u32) -> Option<Stage> {
+        Stage::ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Stdio => "setting up stdio",
+            Stage::Sync => "waiting for the parent",
+            Stage::Session => "setsid",
+            Stage::Groups => "dropping supplementary groups",
+            Stage::Mount => "mount",
+            Stage::Hostname => "sethostname",
+            Stage::Loopback => "bringing up loopback",
+            Stage::Fork => "forking the command",
+            Stage::Ids => "switching uid/gid",
+            Stage::Rlimits => "setting rlimits",
+            Stage::Capabilities => "dropping capabilities",
+            Stage::NoNewPrivs => "no_new_privs",
+            Stage::Landlock => "landlock restrict_self",
+            Stage::Seccomp => "installing the seccomp filter",
+            Stage::Chdir => "changing to the working directory",
+            Stage::Exec => "execve",
+        }
+    }
+}
+
+/// The fixed-size record the child writes on failure.
+const RECORD_LEN: usize = 12;
+
+fn record(stage: Stage, index: u32, errno: Errno) -> [u8; RECORD_LEN] {
+    let mut r = [0u8; RECORD_LEN];
+    r[0..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+    r[4..8].copy_from_slice(&index.to_ne_bytes());
+    r[8..12].copy_from_slice(&(errno as i32).to_ne_bytes());
+    r
+}
+
+/// Where each of the command's standard streams comes from, as fds owned by the parent.
+pub(crate) struct StdioFds {
+    pub(crate) fds: [Option<OwnedFd>; 3],
+}
+
+/// Everything the child needs, compiled in the parent. Nothing here allocates when used.
+pub(crate) struct Plan {
+    isolation: Isolation,
+    ns_flags: u64,
+    ids: IdMapping,
+    mounts: Option<MountPlan>,
+    hostname: CString,
+    loopback: bool,
+    rlimits: RlimitPlan,
+    capabilities: CapabilityPlan,
+    landlock: LandlockPlan,
+    seccomp: SeccompPlan,
+    cwd: CString,
+    program: OsString,
+    /// execve candidates: the program itself if it contains a `/`, else each `$PATH` entry.
+    exec_candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    /// The layers' status, for the report.
+    pub(crate) layers: Vec<(&'static str, LayerStatus)>,
+    pub(crate) cgroup: CgroupSetup,
+}
+
+fn cstr(what: &str, s: &OsStr) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| Error::NulByte { what: what.into() })
+}
+
+/// What the command asks for on top of the policy.
+pub(crate) struct CommandSpec<'a> {
+    pub(crate) program: &'a OsStr,
+    pub(crate) args: &'a [OsString],
+    pub(crate) env: &'a [(OsString, OsString)],
+    pub(crate) cwd: Option<&'a Path>,
+}
+
+/// The scrubbed environment: PATH, HOME, TERM, LANG, LC_* from the caller, then the policy's
+/// pass-through and set lists, then the command's own `env()` calls.
+fn environment(policy: &ResolvedPolicy, spec: &CommandSpec) -> Vec<(OsString, OsString)> {
+    fn set(env: &mut Vec<(OsString, OsString)>, k: OsString, v: OsString) {
+        env.retain(|(ek, _)| ek != &k);
+        env.push((k, v));
+    }
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let name = k.as_bytes();
+        let kept = matches!(name, b"PATH" | b"HOME" | b"TERM" | b"LANG")
+            || name.starts_with(b"LC_")
+            || policy
+                .process
+                .env_pass
+                .iter()
+                .any(|p| p.as_bytes() == name);
+        if kept {
+            set(&mut env, k, v);
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        set(
+            &mut env,
+            "PATH".into(),
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin".into(),
+        );
+    }
+    for (k, v) in &policy.process.env_set {
+        set(&mut env, k.into(), v.into());
+    }
+    for (k, v) in spec.env {
+        set(&mut env, k.clone(), v.clone());
+    }
+    env
+}
+
+/// The paths execve will try, like execvp: a name with a `/` as is, else each PATH entry.
+fn exec_candidates(program: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CString>> {
+    if program.as_bytes().contains(&b'/') || program.is_empty() {
+        return Ok(vec![cstr("program", program)?]);
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for dir in path.as_bytes().split(|b| *b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let mut full = dir.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(program.as_bytes());
+        out.push(cstr("program", OsStr::from_bytes(&full))?);
+    }
+    Ok(out)
+}
+
+/// Parent, step 3: compile everything the child will need.
+pub(crate) fn compile(policy: &ResolvedPolicy, spec: &CommandSpec) -> Result<Plan> {
+    let (ns_flags, ids) = namespaces::prepare(policy);
+    let namespaced = policy.isolation == Isolation::Namespaces;
+    let mounts = if namespaced {
+        Some(mounts::prepare(policy)?)
+    } else {
+        None
+    };
+
+    let mut child_paths: Vec<(PathBuf, ChildAccess)> = Vec::new();
+    if let Some(m) = &mounts {
+        child_paths.push(("/".into(), ChildAccess::RootDir));
+        child_paths.push(("/proc".into(), ChildAccess::Proc));
+        child_paths.push(("/dev".into(), ChildAccess::Dev));
+        child_paths.push(("/dev/pts".into(), ChildAccess::Dev));
+        for t in &m.tmpfs_paths {
+            child_paths.push((t.clone(), ChildAccess::ReadWrite));
+        }
+    }
+    let (landlock, landlock_status) = landlock::prepare(&LandlockInput {
+        policy,
+        child_paths: &child_paths,
+        extra_read_write: &[],
+    })?;
+    let seccomp = seccomp::prepare(&policy.seccomp, &policy.network, policy.isolation)?;
+    let capabilities =
+        capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
+    let cgroup = cgroup::prepare(&policy.limits)?;
+    let rlimits = limits::prepare(&policy.limits, cgroup.cgroup.is_none());
+
+    let cwd = spec.cwd.unwrap_or(&policy.process.cwd);
+    let env = environment(policy, spec);
+    let exec_candidates = exec_candidates(spec.program, &env)?;
+
+    let argv: Vec<CString> = std::iter::once(spec.program)
+        .chain(spec.args.iter().map(OsString::as_os_str))
+        .map(|a| cstr("argument", a))
+        .collect::<Result<_>>()?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstr("environment variable", OsStr::from_bytes(&kv))
+        })
+        .collect::<Result<_>>()?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let layers = vec![
+        (
+            "namespaces",
+            if namespaced {
+                LayerStatus::Enforced
+            } else {
+                LayerStatus::Disabled
+            },
+        ),
+        ("landlock", landlock_status),
+        ("seccomp", seccomp::status(&seccomp)),
+    ];
+    Ok(Plan {
+        isolation: policy.isolation,
+        ns_flags,
+        ids,
+        mounts,
+        hostname: cstr("hostname", OsStr::new(&policy.process.hostname))?,
+        loopback: namespaced && policy.network.mode == NetworkMode::None,
+        rlimits,
+        capabilities,
+        landlock,
+        seccomp,
+        cwd: cstr("working directory", cwd.as_os_str())?,
+        program: spec.program.to_os_string(),
+        exec_candidates,
+        argv_ptrs: ptrs(&argv),
+        _argv: argv,
+        envp_ptrs: ptrs(&envp),
+        _envp: envp,
+        layers,
+        cgroup,
+    })
+}
+
+/// What `spawn` hands to the supervisor.
+pub(crate) struct Spawned {
+    pub(crate) pid: libc::pid_t,
+    pub(crate) pidfd: Option<OwnedFd>,
+    /// Read end of the status pipe: pid 1 writes the command's wait status here.
+    pub(crate) status: Option<OwnedFd>,
+}
+
+/// Move an fd above 2 so dup2 onto 0..2 in the child can never clobber it.
+fn high(fd: OwnedFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new owned fd.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(Error::launch("duplicating a pipe")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: new is a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The fds the child uses, by number (all above 2).
+#[derive(Clone, Copy)]
+struct ChildFds {
+    stdio: [RawFd; 3],
+    sync_read: RawFd,
+    error_write: RawFd,
+    status_write: RawFd,
+}
+
+/// Parent, steps 4–7: clone, maps, cgroup, release, wait for exec.
+pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
+    let (sync_r, sync_w) = sys::pipe().map_err(Error::launch("creating the sync pipe"))?;
+    let (err_r, err_w) = sys::pipe().map_err(Error::launch("creating the error pipe"))?;
+    let (status_r, status_w) = sys::pipe().map_err(Error::launch("creating the status pipe"))?;
+    let (sync_r, err_w, status_w) = (high(sync_r)?, high(err_w)?, high(status_w)?);
+    let stdio_fds: Vec<Option<OwnedFd>> = stdio
+        .fds
+        .into_iter()
+        .map(|f| f.map(high).transpose())
+        .collect::<Result<_>>()?;
+    let raw = |i: usize| stdio_fds[i].as_ref().map_or(-1, |f| f.as_raw_fd());
+    let fds = ChildFds {
+        stdio: [raw(0), raw(1), raw(2)],
+        sync_read: sync_r.as_raw_fd(),
+        error_write: err_w.as_raw_fd(),
+        status_write: status_w.as_raw_fd(),
+    };
+    let cgroup_fd = plan
+        .cgroup
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.clone_into_fd())
+        .map(|fd| fd.as_raw_fd());
+
+    // Step 5: clone into the new namespaces (and straight into the cgroup on v2).
+    // SAFETY: the child runs only `child_main`, which is async-signal-safe and never returns.
+    let forked = unsafe { sys::clone_fork(plan.ns_flags, true, cgroup_fd) };
+    let (pid, pidfd) = match forked {
+        Ok(sys::Forked::Child) => {
+            // SAFETY: we are the freshly cloned child.
+            unsafe { child_main(plan, fds) }
+        }
+        Ok(sys::Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) if plan.ns_flags & libc::CLONE_NEWUSER as u64 != 0
+            && matches!(e, Errno::EPERM | Errno::ENOSPC | Errno::EINVAL | Errno::EACCES) =>
+        {
+            return Err(Error::Unsupported {
+                feature: "user namespaces",
+                why: format!("{} ({e})", namespaces::userns_unavailable_reason()),
+                hint: "run with `--isolation landlock` (Landlock + seccomp, no namespaces), or allow unprivileged user namespaces on this host".into(),
+            });
+        }
+        Err(e) => return Err(Error::launch("clone")(e.into())),
+    };
+    // SAFETY: the pidfd returned by clone3 is ours.
+    let pidfd = pidfd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    drop((sync_r, err_w, status_w, stdio_fds));
+
+    let abort = |e: Error| -> Error {
+        // SAFETY: kill/waitpid on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        e
+    };
+    // Step 6: id maps, then the cgroup (v1, or v2 without clone3).
+    if plan.ns_flags & libc::CLONE_NEWUSER as u64 != 0 {
+        namespaces::write_id_maps(pid, &plan.ids).map_err(abort)?;
+    }
+    if let Some(cg) = &plan.cgroup.cgroup {
+        if cgroup_fd.is_none() {
+            cg.attach(pid).map_err(|e| abort(e.into()))?;
+        }
+    }
+    // Step 7: release the child and wait for execve (EOF on the CLOEXEC error pipe).
+    sys::write_all(sync_w.as_raw_fd(), b"x")
+        .map_err(|e| abort(Error::launch("releasing the sandbox")(e.into())))?;
+    drop(sync_w);
+    let mut buf = [0u8; RECORD_LEN];
+    let n = sys::read_full(err_r.as_raw_fd(), &mut buf)
+        .map_err(|e| abort(Error::launch("reading the error pipe")(e.into())))?;
+    if n == RECORD_LEN {
+        let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let index = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let errno = i32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        return Err(abort(child_error(plan, stage, index, errno)));
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        status: Some(status_r),
+    })
+}
+
+/// Turn the child's `{stage, index, errno}` into an [`Error`] that names the step.
+fn child_error(plan: &Plan, stage: u32, index: u32, errno: i32) -> Error {
+    let source = std::io::Error::from_raw_os_error(errno);
+    let program = plan.program.to_string_lossy().into_owned();
+    match Stage::from_u32(stage) {
+        Some(Stage::Exec) if errno == libc::ENOENT => Error::NotFound { program },
+        Some(Stage::Exec) => Error::NotExecutable { program, source },
+        Some(Stage::Mount) => {
+            let path = plan
+                .mounts
+                .as_ref()
+                .and_then(|m| m.describe.get(index as usize))
+                .cloned()
+                .unwrap_or_default();
+            Error::Path {
+                key: "filesystem",
+                path,
+                reason: format!("cannot be mounted in the sandbox (step {index}): {source}"),
+            }
+        }
+        Some(Stage::Chdir) => Error::Path {
+            key: "process.cwd",
+            path: PathBuf::from(OsStr::from_bytes(plan.cwd.as_bytes())),
+            reason: format!("is not usable inside the sandbox: {source}"),
+        },
+        Some(s) => Error::Setup {
+            stage: s.name(),
+            source,
+        },
+        None => Error::Setup {
+            stage: "unknown stage",
+            source,
+        },
+    }
+}
+
+/// Report `{stage, index, errno}` to the parent and exit.
+fn fail(fd: RawFd, stage: Stage, index: u32, errno: Errno) -> ! {
+    let _ = sys::write_all(fd, &record(stage, index, errno));
+    sys::exit(if stage == Stage::Exec {
+        if errno == Errno::ENOENT {
+            127
+        } else {
+            126
+        }
+    } else {
+        125
+    })
+}
+
+/// Close every fd above 2 except those in `keep` (at most a handful, any order).
+fn close_fds_except(keep: &[RawFd]) {
+    let mut sorted = [i32::MAX; 4];
+    let n = keep.len().min(sorted.len());
+    sorted[..n].copy_from_slice(&keep[..n]);
+    sorted[..n].sort_unstable();
+    let mut first = 3;
+    for &k in &sorted[..n] {
+        if k > first {
+            // SAFETY: close_range on integers.
+            unsafe { libc::syscall(libc::SYS_close_range, first as u32, (k - 1) as u32, 0) };
+        }
+        first = first.max(k + 1);
+    }
+    let _ = sys::close_range(first as u32, 0);
+}
+
+/// Child steps 1–6 (pid 1 of the sandbox in namespaces mode; the command itself in landlock
+/// mode, which has no pid namespace to be init of).
+///
+/// # Safety
+/// Called once, in the freshly cloned child. Async-signal-safe only (`CommandExt::pre_exec`
+/// contract): raw syscalls on the prepared plan, no allocation, no locks, no panics.
+unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
+    let err = fds.error_write;
+    // SAFETY: raw syscalls on integers and the plan's C strings throughout.
+    unsafe {
+        // 1. Die with the caller; the sync read below returns EOF if it is already gone.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        for (target, fd) in fds.stdio.iter().enumerate() {
+            if *fd >= 0 && libc::dup2(*fd, target as RawFd) < 0 {
+                fail(err, Stage::Stdio, target as u32, Errno::last());
+            }
+        }
+        let mut byte = [0u8; 1];
+        match sys::read_full(fds.sync_read, &mut byte) {
+            Ok(1) => {}
+            Ok(_) => sys::exit(125),
+            Err(e) => fail(err, Stage::Sync, 0, e),
+        }
+        // 2. A new session: no controlling terminal, so no TIOCSTI into the caller's tty.
+        if libc::setsid() < 0 {
+            fail(err, Stage::Session, 0, Errno::last());
+        }
+        if plan.isolation == Isolation::Landlock {
+            close_fds_except(&[err]);
+            command_main(plan, err);
+        }
+        // A root caller's supplementary groups (root, disk, …) would still grant access.
+        if !plan.ids.deny_setgroups && libc::setgroups(0, std::ptr::null()) < 0 {
+            fail(err, Stage::Groups, 0, Errno::last());
+        }
+        // Become the mapped ids now, so files pid 1 creates on the new root have a mapped owner
+        // (a root caller's uid 0 has no mapping). No id here is the namespace's root, so the
+        // kernel keeps the capabilities this process holds over its namespaces.
+        let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
+        if libc::setresgid(gid, gid, gid) < 0 {
+            fail(err, Stage::Ids, 0, Errno::last());
+        }
+        if libc::setresuid(uid, uid, uid) < 0 {
+            fail(err, Stage::Ids, 1, Errno::last());
+        }
+        // 3. Mounts: a private tree, the new root, pivot_root.
+        if let Some(m) = &plan.mounts {
+            if let Err((i, e)) = mounts::apply(m) {
+                fail(err, Stage::Mount, i as u32, e);
+            }
+        }
+        // 4. Hostname and loopback (uts and net namespaces).
+        if libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) < 0 {
+            fail(err, Stage::Hostname, 0, Errno::last());
+        }
+        if plan.loopback {
+            if let Err(e) = network::bring_up_loopback() {
+                fail(err, Stage::Loopback, 0, e);
+            }
+        }
+        // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // 5. Only the error and status pipes survive.
+        close_fds_except(&[err, fds.status_write]);
+        // 6. Fork the command; stay as init.
+        init::block_signals();
+        match sys::clone_fork(0, false, None) {
+            Ok(sys::Forked::Child) => {
+                libc::close(fds.status_write);
+                init::reset_signals();
+                command_main(plan, err)
+            }
+            Ok(sys::Forked::Parent { pid, .. }) => {
+                libc::close(err);
+                // pid 1 needs no privilege to reap and forward: drop it all.
+                let _ = capabilities::apply(&plan.capabilities);
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                init::run(pid, fds.status_write)
+            }
+            Err(e) => fail(err, Stage::Fork, 0, e),
+        }
+    }
+}
+
+/// Command steps 7–12: ids, rlimits, capabilities, no_new_privs, Landlock, seccomp, exec.
+///
+/// # Safety
+/// As [`child_main`].
+unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
+    // SAFETY: raw syscalls on the plan's prepared data throughout.
+    unsafe {
+        // 7. The policy's uid/gid inside the user namespace (a root caller becomes nobody).
+        if plan.isolation == Isolation::Namespaces || libc::geteuid() == 0 {
+            let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
+            if libc::geteuid() == 0 && plan.isolation == Isolation::Landlock {
+                if libc::setgroups(0, std::ptr::null()) < 0 {
+                    fail(err, Stage::Groups, 0, Errno::last());
+                }
+            }
+            if libc::setresgid(gid, gid, gid) < 0 {
+                fail(err, Stage::Ids, 0, Errno::last());
+            }
+            if libc::setresuid(uid, uid, uid) < 0 {
+                fail(err, Stage::Ids, 1, Errno::last());
+            }
+        }
+        if let Err(e) = limits::apply(&plan.rlimits) {
+            fail(err, Stage::Rlimits, 0, e);
+        }
+        // 8. Every capability set emptied (bounding first: it needs CAP_SETPCAP).
+        if let Err(e) = capabilities::apply(&plan.capabilities) {
+            fail(err, Stage::Capabilities, 0, e);
+        }
+        // 9. no_new_privs: setuid binaries gain nothing; required by Landlock and seccomp.
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail(err, Stage::NoNewPrivs, 0, Errno::last());
+        }
+        // 10. Landlock, after every mount (a restricted thread may not mount).
+        // The child owns its copy of the plan's memory: take the ruleset out of it bitwise
+        // (restrict_self consumes it); never dropped, as the process execs or exits.
+        let mut landlock: std::mem::ManuallyDrop<LandlockPlan> =
+            std::mem::ManuallyDrop::new(std::ptr::read(&plan.landlock));
+        if let Err(e) = landlock::apply(&mut landlock) {
+            fail(err, Stage::Landlock, 0, e);
+        }
+        if libc::chdir(plan.cwd.as_ptr()) < 0 {
+            fail(err, Stage::Chdir, 0, Errno::last());
+        }
+        // Every inherited fd closes at exec; the error pipe stays usable until then.
+        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
+        // 11. seccomp last, so the filter never has to allow the setup syscalls above.
+        if let Err(e) = seccomp::apply(&plan.seccomp) {
+            fail(err, Stage::Seccomp, 0, e);
+        }
+        // 12. execve, trying each PATH candidate like execvp.
+        let mut last = Errno::ENOENT;
+        for candidate in &plan.exec_candidates {
+            libc::execve(
+                candidate.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            );
+            let e = Errno::last();
+            // Keep the most telling error: EACCES beats ENOENT from a later PATH entry.
+            if e != Errno::ENOENT && e != Errno::ENOTDIR || last == Errno::ENOENT {
+                if !(last == Errno::EACCES && (e == Errno::ENOENT || e == Errno::ENOTDIR)) {
+                    last = e;
+                }
+            }
+        }
+        fail(err, Stage::Exec, 0, last)
+    }
+}

@@ -1,0 +1,710 @@
+//! The filesystem view: a new root on tmpfs holding only what the policy names.
+//!
+//! `prepare` (parent) resolves every host path, decides which directories, files and symlinks
+//! the empty root needs, and compiles one flat list of [`MountOp`]s made of C strings.
+//! `apply` (child, pid 1 of the sandbox, all capabilities in its user namespace) executes the
+//! list with raw syscalls, then `pivot_root`s into it.
+//!
+//! Read-only binds use `mount_setattr(AT_RECURSIVE)` so submounts are read-only too and the
+//! source's locked flags are kept (a `MS_REMOUNT` would have to repeat them); kernels older
+//! than 5.12 fall back to a non-recursive `MS_REMOUNT` carrying the source's `statvfs` flags.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::policy::{PathRule, ResolvedPolicy};
+use crate::sys;
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// Device nodes bound from the host into the minimal `/dev`.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Symlinks of the minimal `/dev` (name, target).
+const DEV_LINKS: [(&str, &str); 6] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+];
+/// `/proc` paths made read-only (Docker's list).
+const PROC_READ_ONLY: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
+/// `/proc` paths hidden behind an empty file (Docker's list).
+const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "kallsyms"];
+
+/// Where the empty root is built; the first of these that exists and holds no policy path.
+const STAGING_CANDIDATES: [&str; 6] = ["/mnt", "/media", "/srv", "/opt", "/boot", "/tmp"];
+
+/// One step of building the new root. Every path is absolute (prefixed with the staging dir
+/// before `pivot_root`, plain after it).
+#[derive(Debug)]
+pub(crate) enum MountOp {
+    /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)`: no mount events leak in either direction.
+    MakePrivate,
+    /// A fresh tmpfs.
+    Tmpfs { target: CString, flags: libc::c_ulong, data: CString },
+    /// `mkdir` on the new root (EEXIST is fine).
+    Mkdir { path: CString, mode: libc::mode_t },
+    /// An empty file to serve as a mount point.
+    MkFile { path: CString },
+    /// A symlink (merged-/usr links, /dev links).
+    Symlink { target: CString, path: CString },
+    /// `MS_BIND|MS_REC`.
+    Bind { source: CString, target: CString, optional: bool },
+    /// Make a mount read-only, nosuid, nodev (recursively when possible).
+    ReadOnly { target: CString, fallback_flags: libc::c_ulong, optional: bool },
+    /// procfs of the new pid namespace.
+    Proc { target: CString },
+    /// A private devpts instance.
+    Devpts { target: CString },
+    /// Detach and remove the mask tmpfs once every mask is bound (the binds keep the file).
+    RemoveMaskDir { path: CString },
+    /// `chdir(new_root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`, `chdir("/")`.
+    PivotRoot { new_root: CString },
+    /// `MS_REMOUNT|MS_BIND|MS_RDONLY` of a mount after pivot_root (the tmpfs root, /dev).
+    RemountReadOnly { target: CString, flags: libc::c_ulong },
+}
+
+/// The compiled mount list plus a description of each step for error messages.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    pub(crate) ops: Vec<MountOp>,
+    /// For op `i`, the host-side path it concerns (for error messages).
+    pub(crate) describe: Vec<PathBuf>,
+    /// Paths that exist only inside the sandbox and need child-side Landlock rules.
+    pub(crate) tmpfs_paths: Vec<PathBuf>,
+}
+
+/// What a policy path turned out to be on the host.
+#[derive(Debug, Clone)]
+struct Visible {
+    path: PathBuf,
+    writable: bool,
+    is_dir: bool,
+}
+
+fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::NulByte {
+        what: p.display().to_string(),
+    })
+}
+
+fn staged(staging: &Path, p: &Path) -> PathBuf {
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    staging.join(rel)
+}
+
+/// The depth of an absolute path (`/` = 0).
+fn depth(p: &Path) -> usize {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count()
+}
+
+/// Top-level symlinks such as `/bin -> usr/bin` on merged-/usr hosts: reproduced as symlinks.
+fn top_level_symlink(path: &Path) -> Option<PathBuf> {
+    if depth(path) != 1 {
+        return None;
+    }
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    std::fs::read_link(path).ok()
+}
+
+/// Statvfs flags of `path` that must be repeated when remounting a bind in a user namespace.
+fn locked_flags(path: &Path) -> libc::c_ulong {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return 0 };
+    let f = st.flags();
+    let mut flags = 0;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+        (FsFlags::ST_NODEV, libc::MS_NODEV),
+        (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, libc::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            flags |= ms;
+        }
+    }
+    flags
+}
+
+/// Choose the staging directory: it must exist and must not contain any path we bind from.
+fn choose_staging(sources: &[&Path]) -> Result<PathBuf> {
+    for cand in STAGING_CANDIDATES {
+        let cand = Path::new(cand);
+        let usable = std::fs::symlink_metadata(cand).is_ok_and(|m| m.is_dir())
+            && !sources
+                .iter()
+                .any(|s| s.starts_with(cand) || cand.starts_with(s));
+        if usable {
+            return Ok(cand.to_path_buf());
+        }
+    }
+    Err(Error::Path {
+        key: "filesystem",
+        path: PathBuf::from("/"),
+        reason: "no directory to build the sandbox root on: every candidate (/mnt, /media, /srv, /opt, /boot, /tmp) is missing or shared with the sandbox".into(),
+    })
+}
+
+/// Resolve one policy entry against the host: `None` if optional and missing.
+fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> {
+    match std::fs::canonicalize(&rule.path) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && rule.optional => Ok(None),
+        Err(e) => Err(Error::Path {
+            key,
+            path: rule.path.clone(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist (mark it `optional = true` to skip it when missing)".into()
+            } else {
+                e.to_string()
+            },
+        }),
+    }
+}
+
+/// Parent: compile the mount plan of `policy`.
+pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
+    let fs = &policy.filesystem;
+    let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut visible: Vec<Visible> = Vec::new();
+
+    let entries = fs
+        .read_only
+        .iter()
+        .map(|r| ("filesystem.read_only", r, false))
+        .chain(fs.read_write.iter().map(|r| ("filesystem.read_write", r, true)))
+        .chain(fs.write_only.iter().map(|r| ("filesystem.write_only", r, true)));
+    for (key, rule, writable) in entries {
+        if let Some(link) = top_level_symlink(&rule.path) {
+            if !symlinks.iter().any(|(p, _)| p == &rule.path) {
+                symlinks.push((rule.path.clone(), link));
+            }
+            continue;
+        }
+        let Some(path) = resolve_entry(key, rule)? else {
+            continue;
+        };
+        if path == Path::new("/") {
+            return Err(Error::Path {
+                key,
+                path: rule.path.clone(),
+                reason: "sharing the whole root filesystem defeats the sandbox".into(),
+            });
+        }
+        let is_dir = std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+        // A later entry for the same path wins (read-write overrides read-only and vice versa).
+        visible.retain(|v| v.path != path);
+        visible.push(Visible {
+            path,
+            writable,
+            is_dir,
+        });
+    }
+    // Parents before children, so nested binds land on top of their parent's bind.
+    visible.sort_by_key(|v| depth(&v.path));
+
+    let tmpfs: Vec<PathBuf> = fs.tmpfs.clone();
+    let cwd = &policy.process.cwd;
+
+    let sources: Vec<&Path> = visible.iter().map(|v| v.path.as_path()).collect();
+    let staging = choose_staging(&sources)?;
+    // Masks are bound from an empty mode-000 file on a tiny tmpfs of their own, detached and
+    // removed before pivot_root so nothing of it stays visible.
+    let mask_dir = staging.join(".sandbox-mask");
+    let mask_file = mask_dir.join("empty");
+
+    let mut plan = MountPlan {
+        ops: Vec::new(),
+        describe: Vec::new(),
+        tmpfs_paths: Vec::new(),
+    };
+    let push = |plan: &mut MountPlan, op: MountOp, about: &Path| {
+        plan.ops.push(op);
+        plan.describe.push(about.to_path_buf());
+    };
+
+    push(&mut plan, MountOp::MakePrivate, Path::new("/"));
+    push(
+        &mut plan,
+        MountOp::Tmpfs {
+            target: cstring(&staging)?,
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            data: c"mode=0755,size=1m".to_owned(),
+        },
+        &staging,
+    );
+    push(
+        &mut plan,
+        MountOp::Mkdir {
+            path: cstring(&mask_dir)?,
+            mode: 0o700,
+        },
+        &mask_dir,
+    );
+    push(
+        &mut plan,
+        MountOp::Tmpfs {
+            target: cstring(&mask_dir)?,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: c"mode=0700,size=4k".to_owned(),
+        },
+        &mask_dir,
+    );
+    push(
+        &mut plan,
+        MountOp::MkFile {
+            path: cstring(&mask_file)?,
+        },
+        &mask_file,
+    );
+
+    // Directories created on the tmpfs so far (and paths covered by a bind).
+    let mut created: Vec<PathBuf> = vec![PathBuf::from("/")];
+    let mut bound: Vec<PathBuf> = Vec::new();
+    let under_bind = |bound: &[PathBuf], p: &Path| bound.iter().any(|b| p.starts_with(b));
+
+    fn ensure_dirs(
+        plan: &mut MountPlan,
+        staging: &Path,
+        created: &mut Vec<PathBuf>,
+        bound: &[PathBuf],
+        dir: &Path,
+    ) -> Result<()> {
+        let mut acc = PathBuf::from("/");
+        for comp in dir.components().skip(1) {
+            acc.push(comp);
+            if created.contains(&acc) || bound.iter().any(|b| acc.starts_with(b)) {
+                continue;
+            }
+            plan.ops.push(MountOp::Mkdir {
+                path: cstring(&staged(staging, &acc))?,
+                mode: 0o755,
+            });
+            plan.describe.push(acc.clone());
+            created.push(acc.clone());
+        }
+        Ok(())
+    }
+
+    for (path, link) in &symlinks {
+        push(
+            &mut plan,
+            MountOp::Symlink {
+                target: cstring(link)?,
+                path: cstring(&staged(&staging, path))?,
+            },
+            path,
+        );
+        created.push(path.clone());
+    }
+
+    for v in &visible {
+        let target = staged(&staging, &v.path);
+        if !under_bind(&bound, &v.path) {
+            if let Some(parent) = v.path.parent() {
+                ensure_dirs(&mut plan, &staging, &mut created, &bound, parent)?;
+            }
+            let op = if v.is_dir {
+                MountOp::Mkdir {
+                    path: cstring(&target)?,
+                    mode: 0o755,
+                }
+            } else {
+                MountOp::MkFile {
+                    path: cstring(&target)?,
+                }
+            };
+            push(&mut plan, op, &v.path);
+            created.push(v.path.clone());
+        }
+        push(
+            &mut plan,
+            MountOp::Bind {
+                source: cstring(&v.path)?,
+                target: cstring(&target)?,
+                optional: false,
+            },
+            &v.path,
+        );
+        if !v.writable {
+            push(
+                &mut plan,
+                MountOp::ReadOnly {
+                    target: cstring(&target)?,
+                    fallback_flags: locked_flags(&v.path),
+                    optional: false,
+                },
+                &v.path,
+            );
+        }
+        bound.push(v.path.clone());
+    }
+
+    // Denied paths that exist and are visible through a bind are covered: an empty read-only
+    // tmpfs over a directory, the empty mask file over anything else. Missing ones are left to
+    // Landlock, so no mount-point file is ever created on the host.
+    for denied in &fs.deny {
+        let Ok(real) = std::fs::canonicalize(denied) else {
+            continue;
+        };
+        for p in [denied.as_path(), real.as_path()] {
+            if !under_bind(&bound, p) || std::fs::symlink_metadata(p).is_err() {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(p);
+            if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+                continue; // the link itself reveals nothing; its target is masked as `real`
+            }
+            let target = cstring(&staged(&staging, p))?;
+            let op = if meta.is_ok_and(|m| m.is_dir()) {
+                MountOp::Tmpfs {
+                    target,
+                    flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    data: c"mode=000,size=0".to_owned(),
+                }
+            } else {
+                MountOp::Bind {
+                    source: cstring(&mask_file)?,
+                    target,
+                    optional: false,
+                }
+            };
+            push(&mut plan, op, p);
+        }
+    }
+
+    // /proc of the new pid namespace, mounted while the old root is still attached (the kernel
+    // refuses a new procfs in a user namespace once no full procfs is visible).
+    let proc_dir = staging.join("proc");
+    ensure_dirs(&mut plan, &staging, &mut created, &bound, Path::new("/proc"))?;
+    push(
+        &mut plan,
+        MountOp::Proc {
+            target: cstring(&proc_dir)?,
+        },
+        Path::new("/proc"),
+    );
+    for name in PROC_READ_ONLY {
+        let t = cstring(&proc_dir.join(name))?;
+        push(
+            &mut plan,
+            MountOp::Bind {
+                source: t.clone(),
+                target: t.clone(),
+                optional: true,
+            },
+            &Path::new("/proc").join(name),
+        );
+        push(
+            &mut plan,
+            MountOp::ReadOnly {
+                target: t,
+                fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                optional: true,
+            },
+            &Path::new("/proc").join(name),
+        );
+    }
+    for name in PROC_MASKED {
+        push(
+            &mut plan,
+            MountOp::Bind {
+                source: cstring(&mask_file)?,
+                target: cstring(&proc_dir.join(name))?,
+                optional: true,
+            },
+            &Path::new("/proc").join(name),
+        );
+    }
+
+    // A minimal /dev: a tmpfs with the harmless host devices bound in.
+    let dev = staging.join("dev");
+    ensure_dirs(&mut plan, &staging, &mut created, &bound, Path::new("/dev"))?;
+    push(
+        &mut plan,
+        MountOp::Tmpfs {
+            target: cstring(&dev)?,
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            data: c"mode=0755,size=64k".to_owned(),
+        },
+        Path::new("/dev"),
+    );
+    for name in DEVICES {
+        let host = Path::new("/dev").join(name);
+        let is_char = std::fs::metadata(&host).is_ok_and(|m| m.file_type().is_char_device());
+        if !is_char {
+            continue;
+        }
+        push(
+            &mut plan,
+            MountOp::MkFile {
+                path: cstring(&dev.join(name))?,
+            },
+            &host,
+        );
+        push(
+            &mut plan,
+            MountOp::Bind {
+                source: cstring(&host)?,
+                target: cstring(&dev.join(name))?,
+                optional: false,
+            },
+            &host,
+        );
+    }
+    for (name, target) in DEV_LINKS {
+        push(
+            &mut plan,
+            MountOp::Symlink {
+                target: cstring(Path::new(target))?,
+                path: cstring(&dev.join(name))?,
+            },
+            &Path::new("/dev").join(name),
+        );
+    }
+    for (name, data) in [("pts", None), ("shm", Some(c"mode=1777"))] {
+        push(
+            &mut plan,
+            MountOp::Mkdir {
+                path: cstring(&dev.join(name))?,
+                mode: 0o755,
+            },
+            &Path::new("/dev").join(name),
+        );
+        let target = cstring(&dev.join(name))?;
+        let op = match data {
+            None => MountOp::Devpts { target },
+            Some(data) => MountOp::Tmpfs {
+                target,
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: data.to_owned(),
+            },
+        };
+        push(&mut plan, op, &Path::new("/dev").join(name));
+    }
+    plan.tmpfs_paths.push(PathBuf::from("/dev/shm"));
+
+    // Fresh tmpfs mounts (/tmp by default).
+    for t in &tmpfs {
+        if under_bind(&bound, t) {
+            if !t.is_dir() {
+                return Err(Error::Path {
+                    key: "filesystem.tmpfs",
+                    path: t.clone(),
+                    reason: "is inside a shared tree but is not a directory there".into(),
+                });
+            }
+        } else {
+            ensure_dirs(&mut plan, &staging, &mut created, &bound, t)?;
+        }
+        push(
+            &mut plan,
+            MountOp::Tmpfs {
+                target: cstring(&staged(&staging, t))?,
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: c"mode=1777".to_owned(),
+            },
+            t,
+        );
+        plan.tmpfs_paths.push(t.clone());
+    }
+
+    // The working directory must exist in the view; a missing one is created on the tmpfs
+    // (never on the host) only if it is outside every bind.
+    if !under_bind(&bound, cwd) && !tmpfs.iter().any(|t| cwd.starts_with(t)) {
+        ensure_dirs(&mut plan, &staging, &mut created, &bound, cwd)?;
+    }
+
+    push(
+        &mut plan,
+        MountOp::RemoveMaskDir {
+            path: cstring(&mask_dir)?,
+        },
+        &mask_dir,
+    );
+    push(
+        &mut plan,
+        MountOp::PivotRoot {
+            new_root: cstring(&staging)?,
+        },
+        &staging,
+    );
+    push(
+        &mut plan,
+        MountOp::RemountReadOnly {
+            target: c"/".to_owned(),
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+        },
+        Path::new("/"),
+    );
+    push(
+        &mut plan,
+        MountOp::RemountReadOnly {
+            target: c"/dev".to_owned(),
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        },
+        Path::new("/dev"),
+    );
+    Ok(plan)
+}
+
+/// Child: build the new root and pivot into it. On failure returns the index of the failed op.
+///
+/// # Safety
+/// Runs between clone and execve (see `CommandExt::pre_exec`): only raw syscalls on the
+/// prepared C strings, no allocation, no locks, no panics.
+pub(crate) unsafe fn apply(plan: &MountPlan) -> Result<(), (usize, Errno)> {
+    for (i, op) in plan.ops.iter().enumerate() {
+        // SAFETY: forwarded contract.
+        unsafe { apply_op(op) }.map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
+    match op {
+        MountOp::MakePrivate => sys::mount(
+            None,
+            c"/",
+            None,
+            libc::MS_REC | libc::MS_PRIVATE,
+            None,
+        ),
+        MountOp::Tmpfs {
+            target,
+            flags,
+            data,
+        } => sys::mount(Some(c"tmpfs"), target, Some(c"tmpfs"), *flags, Some(data)),
+        MountOp::Mkdir { path, mode } => {
+            // SAFETY: valid C string.
+            match sys::check_int(unsafe { libc::mkdir(path.as_ptr(), *mode) }) {
+                Err(Errno::EEXIST) => Ok(()),
+                other => other,
+            }
+        }
+        MountOp::MkFile { path } => {
+            // SAFETY: valid C string; the fd is closed right away.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    0o000,
+                )
+            };
+            if fd < 0 {
+                let e = Errno::last();
+                return if e == Errno::EEXIST { Ok(()) } else { Err(e) };
+            }
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+        MountOp::Symlink { target, path } => {
+            // SAFETY: valid C strings.
+            sys::check_int(unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) })
+        }
+        MountOp::Bind {
+            source,
+            target,
+            optional,
+        } => match sys::mount(
+            Some(source),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        ) {
+            Err(Errno::ENOENT) if *optional => Ok(()),
+            other => other,
+        },
+        MountOp::ReadOnly {
+            target,
+            fallback_flags,
+            optional,
+        } => {
+            let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            let r = match sys::mount_setattr(target, true, attrs) {
+                Err(Errno::ENOSYS) => sys::mount(
+                    None,
+                    target,
+                    None,
+                    libc::MS_REMOUNT
+                        | libc::MS_BIND
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV
+                        | fallback_flags,
+                    None,
+                ),
+                other => other,
+            };
+            match r {
+                Err(Errno::ENOENT) if *optional => Ok(()),
+                other => other,
+            }
+        }
+        MountOp::Proc { target } => sys::mount(
+            Some(c"proc"),
+            target,
+            Some(c"proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        ),
+        MountOp::Devpts { target } => sys::mount(
+            Some(c"devpts"),
+            target,
+            Some(c"devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=0620"),
+        ),
+        MountOp::RemoveMaskDir { path } => {
+            // SAFETY: valid C string.
+            unsafe {
+                sys::check_int(libc::umount2(path.as_ptr(), libc::MNT_DETACH))?;
+                sys::check_int(libc::rmdir(path.as_ptr()))
+            }
+        }
+        MountOp::PivotRoot { new_root } => {
+            // SAFETY: valid C strings; pivot_root(".", ".") stacks the old root on the new one,
+            // and the lazy unmount detaches it, so no put_old directory is needed.
+            unsafe {
+                sys::check_int(libc::chdir(new_root.as_ptr()))?;
+                let dot: &CStr = c".";
+                sys::check_int(
+                    libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int,
+                )?;
+                sys::check_int(libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
+                sys::check_int(libc::chdir(c"/".as_ptr()))
+            }
+        }
+        MountOp::RemountReadOnly { target, flags } => sys::mount(
+            None,
+            target,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | flags,
+            None,
+        ),
+    }
+}
+
+/// The uid/gid a path is owned by (for messages and tests).
+#[allow(dead_code)]
+pub(crate) fn owner(path: &Path) -> Option<(u32, u32)> {
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+}

@@ -1,0 +1,124 @@
+//! Namespaces: which ones a launch creates, and the uid/gid maps the parent writes for the child.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+use crate::policy::{Isolation, NetworkMode, ResolvedPolicy};
+
+/// The namespaces of a sandbox, in the order the kernel creates them with one `clone3`.
+/// The user namespace comes first: it owns the others, so the child holds every capability
+/// over them without holding any on the host.
+pub(crate) const ORDERED_NAMESPACES: [(u64, &str); 7] = [
+    (libc::CLONE_NEWUSER as u64, "user"),
+    (libc::CLONE_NEWNS as u64, "mount"),
+    (libc::CLONE_NEWPID as u64, "pid"),
+    (libc::CLONE_NEWIPC as u64, "ipc"),
+    (libc::CLONE_NEWUTS as u64, "uts"),
+    (libc::CLONE_NEWCGROUP as u64, "cgroup"),
+    (libc::CLONE_NEWNET as u64, "net"),
+];
+
+/// The uid/gid the command runs as inside, and what they map to outside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdMapping {
+    pub(crate) inside_uid: u32,
+    pub(crate) inside_gid: u32,
+    pub(crate) outside_uid: u32,
+    pub(crate) outside_gid: u32,
+    /// An unprivileged caller must deny setgroups before writing gid_map; the sandbox then
+    /// keeps the caller's supplementary groups (the kernel forbids dropping them).
+    pub(crate) deny_setgroups: bool,
+}
+
+/// The user nobody/nogroup, which a root caller becomes unless the policy names ids.
+pub(crate) const NOBODY: u32 = 65534;
+
+/// Parent: the clone flags and the id mapping for `policy`.
+pub(crate) fn prepare(policy: &ResolvedPolicy) -> (u64, IdMapping) {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let root = uid == 0;
+    let inside_uid = policy.process.uid.unwrap_or(if root { NOBODY } else { uid });
+    let inside_gid = policy.process.gid.unwrap_or(if root { NOBODY } else { gid });
+    // A root caller maps the chosen inside id to the same host id, so the command never holds
+    // host uid 0 unless the policy names uid 0; an unprivileged caller can only map itself.
+    let mapping = IdMapping {
+        inside_uid,
+        inside_gid,
+        outside_uid: if root { inside_uid } else { uid },
+        outside_gid: if root { inside_gid } else { gid },
+        deny_setgroups: !root,
+    };
+    let flags = match policy.isolation {
+        Isolation::Landlock => 0,
+        Isolation::Namespaces => ORDERED_NAMESPACES
+            .iter()
+            .filter(|(flag, _)| {
+                *flag != libc::CLONE_NEWNET as u64 || policy.network.mode == NetworkMode::None
+            })
+            .fold(0, |acc, (flag, _)| acc | flag),
+    };
+    (flags, mapping)
+}
+
+/// Parent, after clone: write `setgroups`, `uid_map`, `gid_map` of the child.
+pub(crate) fn write_id_maps(pid: libc::pid_t, map: &IdMapping) -> Result<()> {
+    let write = |file: &str, content: &str| -> Result<()> {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(content.as_bytes()))
+            .map_err(|source| Error::Launch {
+                stage: match file {
+                    "setgroups" => "writing setgroups of the sandbox",
+                    "uid_map" => "writing uid_map of the sandbox",
+                    _ => "writing gid_map of the sandbox",
+                },
+                source,
+            })
+    };
+    if map.deny_setgroups {
+        write("setgroups", "deny")?;
+    }
+    write(
+        "uid_map",
+        &format!("{} {} 1\n", map.inside_uid, map.outside_uid),
+    )?;
+    write(
+        "gid_map",
+        &format!("{} {} 1\n", map.inside_gid, map.outside_gid),
+    )
+}
+
+/// Why user namespaces are unavailable on this host, if we can tell.
+pub(crate) fn userns_unavailable_reason() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "sysctl kernel.unprivileged_userns_clone = 0".into();
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "sysctl user.max_user_namespaces = 0".into();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)".into();
+    }
+    if std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+    {
+        return "this looks like a container whose seccomp profile or capabilities forbid creating namespaces".into();
+    }
+    "the kernel refused to create them".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_namespace_is_created_first() {
+        assert_eq!(ORDERED_NAMESPACES[0].1, "user");
+        let names: Vec<_> = ORDERED_NAMESPACES.iter().map(|n| n.1).collect();
+        assert_eq!(names, ["user", "mount", "pid", "ipc", "uts", "cgroup", "net"]);
+    }
+}

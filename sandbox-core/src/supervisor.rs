@@ -1,0 +1,377 @@
+//! The supervising side of a running sandbox: wait, timeout, signal forwarding, usage, cleanup.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cgroup::Cgroup;
+use crate::error::{Error, Result};
+use crate::init::FORWARDED;
+use crate::plan::LayerStatus;
+use crate::policy::Isolation;
+use crate::sys;
+
+/// Resource usage of the whole sandbox.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Usage {
+    /// Wall-clock time from spawn to exit.
+    pub wall_time: Duration,
+    /// User CPU time of every process of the sandbox that was waited for.
+    pub user_cpu: Duration,
+    /// System CPU time of every process of the sandbox that was waited for.
+    pub system_cpu: Duration,
+    /// Peak memory in bytes (cgroup peak; else the largest single process's max RSS).
+    pub peak_memory: Option<u64>,
+    /// Peak (or, where the kernel keeps no peak, final) number of processes (cgroup only).
+    pub peak_pids: Option<u64>,
+}
+
+/// How a sandboxed command ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The command's exit status (for a timeout: the SIGKILL that ended it).
+    pub status: ExitStatus,
+    /// The wall-clock timeout expired and the whole sandbox was killed.
+    pub timed_out: bool,
+    /// The memory limit's OOM killer killed a process of the sandbox (read from the cgroup's
+    /// counters, never guessed from SIGKILL).
+    pub oom_killed: bool,
+    /// Resource usage.
+    pub usage: Usage,
+    /// Each layer and how it was enforced.
+    pub layers: Vec<(&'static str, LayerStatus)>,
+}
+
+impl Outcome {
+    /// The exit code the CLI uses: 124 on timeout, the command's code, or 128 + signal.
+    ///
+    /// ```
+    /// # use sandbox_core::Outcome;
+    /// fn report(outcome: &Outcome) -> i32 { outcome.exit_code() }
+    /// ```
+    pub fn exit_code(&self) -> i32 {
+        if self.timed_out {
+            return 124;
+        }
+        match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 125,
+        }
+    }
+}
+
+/// A running sandbox, shaped like [`std::process::Child`].
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    status_pipe: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    isolation: Isolation,
+    started: Instant,
+    deadline: Option<Instant>,
+    layers: Vec<(&'static str, LayerStatus)>,
+    outcome: Option<Outcome>,
+    killed_for_timeout: bool,
+    /// The command's stdin, when [`crate::Stdio::Piped`].
+    pub stdin: Option<File>,
+    /// The command's stdout, when [`crate::Stdio::Piped`].
+    pub stdout: Option<File>,
+    /// The command's stderr, when [`crate::Stdio::Piped`].
+    pub stderr: Option<File>,
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Child {
+    pub(crate) fn new(
+        pid: libc::pid_t,
+        pidfd: Option<OwnedFd>,
+        status_pipe: Option<OwnedFd>,
+        cgroup: Option<Cgroup>,
+        isolation: Isolation,
+        started: Instant,
+        timeout: Option<Duration>,
+        layers: Vec<(&'static str, LayerStatus)>,
+    ) -> Child {
+        Child {
+            pid,
+            pidfd,
+            status_pipe,
+            cgroup,
+            isolation,
+            started,
+            deadline: timeout.map(|t| started + t),
+            layers,
+            outcome: None,
+            killed_for_timeout: false,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        }
+    }
+
+    /// The host pid of the sandbox's first process (pid 1 inside).
+    ///
+    /// ```no_run
+    /// # fn f(child: &sandbox_core::Child) { println!("{}", child.id()); }
+    /// ```
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Kill every process of the sandbox.
+    ///
+    /// ```no_run
+    /// # fn f(mut child: sandbox_core::Child) -> sandbox_core::Result<()> {
+    /// child.kill()?;
+    /// let outcome = child.wait()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn kill(&mut self) -> Result<()> {
+        if self.outcome.is_some() {
+            return Ok(());
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.kill()?;
+        }
+        match self.isolation {
+            // pid 1 dying takes the whole pid namespace with it.
+            Isolation::Namespaces => self.signal(libc::SIGKILL),
+            // No pid namespace: the process group setsid created, plus pid 1 itself.
+            Isolation::Landlock => {
+                // SAFETY: kill on integers.
+                unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+                self.signal(libc::SIGKILL)
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) -> Result<()> {
+        let r = match &self.pidfd {
+            Some(fd) => sys::pidfd_send_signal(fd.as_raw_fd(), sig),
+            // SAFETY: kill on integers; the pid is our unreaped child, so it cannot be reused.
+            None => sys::check_int(unsafe { libc::kill(self.pid, sig) }),
+        };
+        match r {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(Error::launch("signalling the sandbox")(e.into())),
+        }
+    }
+
+    /// Wait for the sandbox to end (enforcing the policy's timeout), then clean up.
+    ///
+    /// ```no_run
+    /// # fn f(mut child: sandbox_core::Child) -> sandbox_core::Result<()> {
+    /// let outcome = child.wait()?;
+    /// std::process::exit(outcome.exit_code());
+    /// # }
+    /// ```
+    pub fn wait(&mut self) -> Result<Outcome> {
+        self.wait_inner(None)
+    }
+
+    /// Like [`Child::wait`], but SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
+    /// this process are passed on to the command; a second SIGINT or SIGTERM kills the whole
+    /// sandbox. The signals are blocked in the calling thread while it waits (a CLI's main thread).
+    ///
+    /// ```no_run
+    /// # fn f(mut child: sandbox_core::Child) -> sandbox_core::Result<()> {
+    /// let outcome = child.wait_forwarding_signals()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_forwarding_signals(&mut self) -> Result<Outcome> {
+        // SAFETY: sigset manipulation and signalfd on stack data.
+        let sfd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in FORWARDED {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
+        };
+        if sfd < 0 {
+            return Err(Error::launch("creating a signalfd")(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: sfd is a fresh fd we own.
+        let sfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
+        self.wait_inner(Some(&sfd))
+    }
+
+    /// Check whether the sandbox has ended, without blocking.
+    ///
+    /// ```no_run
+    /// # fn f(mut child: sandbox_core::Child) -> sandbox_core::Result<()> {
+    /// if let Some(outcome) = child.try_wait()? { println!("{}", outcome.exit_code()); }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        if let Some(o) = &self.outcome {
+            return Ok(Some(o.clone()));
+        }
+        if let Some(deadline) = self.deadline {
+            if Instant::now() >= deadline && !self.killed_for_timeout {
+                self.killed_for_timeout = true;
+                self.kill()?;
+            }
+        }
+        self.reap(libc::WNOHANG)
+    }
+
+    fn wait_inner(&mut self, signals: Option<&OwnedFd>) -> Result<Outcome> {
+        if let Some(o) = &self.outcome {
+            return Ok(o.clone());
+        }
+        let mut interrupts = 0;
+        loop {
+            if let Some(o) = self.reap(libc::WNOHANG)? {
+                return Ok(o);
+            }
+            let Some(pidfd) = &self.pidfd else {
+                // Kernels without pidfd (< 5.3): a blocking wait, no timeout enforcement.
+                return self
+                    .reap(0)?
+                    .ok_or_else(|| Error::launch("waiting for the sandbox")(std::io::Error::other("no status")));
+            };
+            let timeout_ms = match self.deadline {
+                Some(d) if !self.killed_for_timeout => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.killed_for_timeout = true;
+                        self.kill()?;
+                        continue;
+                    }
+                    left.as_millis().min(i32::MAX as u128) as i32 + 1
+                }
+                _ => -1,
+            };
+            let mut pfds = [
+                libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: signals.map_or(-1, |s| s.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: pfds is a valid array of two pollfd.
+            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout_ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::launch("waiting for the sandbox")(e));
+            }
+            if let Some(sfd) = signals {
+                if pfds[1].revents & libc::POLLIN != 0 {
+                    // SAFETY: reading one signalfd_siginfo into a zeroed buffer.
+                    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+                    // SAFETY: info is valid writable memory of `size` bytes.
+                    let r = unsafe {
+                        libc::read(sfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+                    };
+                    if r == size as isize {
+                        let sig = info.ssi_signo as libc::c_int;
+                        if sig == libc::SIGINT || sig == libc::SIGTERM {
+                            interrupts += 1;
+                        }
+                        if interrupts >= 2 {
+                            self.kill()?;
+                        } else {
+                            self.forward(sig)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward(&self, sig: libc::c_int) -> Result<()> {
+        match self.isolation {
+            // pid 1 passes it on to the command.
+            Isolation::Namespaces => self.signal(sig),
+            Isolation::Landlock => self.signal(sig),
+        }
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> Result<Option<Outcome>> {
+        let mut status = 0;
+        // SAFETY: rusage is plain data filled by wait4.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with valid out-pointers.
+        let r = unsafe { libc::wait4(self.pid, &mut status, flags | libc::__WALL, &mut rusage) };
+        if r == 0 {
+            return Ok(None);
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(Error::launch("waiting for the sandbox")(e));
+        }
+        // pid 1 reports the command's own wait status; without it (timeout, kill, landlock
+        // mode) the first process's status is the command's.
+        let mut command_status = status;
+        if let Some(pipe) = self.status_pipe.take() {
+            let mut buf = [0u8; 4];
+            if sys::read_full(pipe.as_raw_fd(), &mut buf) == Ok(4) {
+                command_status = i32::from_ne_bytes(buf);
+            }
+        }
+        // Whatever pid 1 left behind goes with the cgroup.
+        let mut usage = Usage {
+            wall_time: self.started.elapsed(),
+            user_cpu: tv(rusage.ru_utime),
+            system_cpu: tv(rusage.ru_stime),
+            peak_memory: Some(rusage.ru_maxrss as u64 * 1024),
+            peak_pids: None,
+        };
+        let mut oom_killed = false;
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.kill();
+            let u = cg.usage();
+            oom_killed = u.oom_killed;
+            if u.memory_peak.is_some() {
+                usage.peak_memory = u.memory_peak;
+            }
+            usage.peak_pids = u.pids_peak;
+            cg.remove()?;
+        }
+        let outcome = Outcome {
+            status: ExitStatus::from_raw(command_status),
+            timed_out: self.killed_for_timeout,
+            oom_killed,
+            usage,
+            layers: self.layers.clone(),
+        };
+        self.outcome = Some(outcome.clone());
+        Ok(Some(outcome))
+    }
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A sandbox never outlives its handle: kill and reap it, and remove its cgroup.
+        if self.outcome.is_none() {
+            let _ = self.kill();
+            let _ = self.reap(0);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Thin raw-syscall wrappers: everything the child needs that nix/libc do not wrap, and the few
+//! parent-side calls that are clearer in one place. Every function here is allocation-free.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+/// `Ok(ret)` or the current errno.
+fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `Ok(())` or the current errno, for int-returning libc calls.
+pub(crate) fn check_int(ret: libc::c_int) -> Result<(), Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// The argument block of `clone3(2)` (linux/sched.h, version 2 with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub(crate) const CLONE_PIDFD: u64 = 0x1000;
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// What a fork-like clone returned.
+pub(crate) enum Forked {
+    /// We are the child.
+    Child,
+    /// We are the parent; the child's pid and, when asked for, its pidfd.
+    Parent { pid: libc::pid_t, pidfd: Option<RawFd> },
+}
+
+/// Fork-like `clone3`: no new stack, no `CLONE_VM`, so the child continues on a copy of our
+/// stack exactly as after `fork()` (but without running `pthread_atfork` handlers).
+/// Falls back to `clone(2)` when the kernel has no `clone3` and no cgroup fd is needed.
+///
+/// # Safety
+/// The child runs in a copy of a possibly multi-threaded process: until it execs or exits it
+/// may only make async-signal-safe calls (no allocation, no locks, no panics).
+pub(crate) unsafe fn clone_fork(
+    ns_flags: u64,
+    want_pidfd: bool,
+    cgroup_fd: Option<RawFd>,
+) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if want_pidfd {
+        args.flags |= CLONE_PIDFD;
+        args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    }
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid clone_args of the size we pass; no CLONE_VM, no stack: fork semantics.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let ret = match check(ret) {
+        Err(Errno::ENOSYS) if cgroup_fd.is_none() => {
+            // Kernels before 5.3: plain clone(2), flags + exit signal in one word.
+            // SAFETY: fork semantics as above; the pointer arguments are unused (null).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    (ns_flags as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            pidfd = -1;
+            check(ret)?
+        }
+        other => other?,
+    };
+    if ret == 0 {
+        Ok(Forked::Child)
+    } else {
+        Ok(Forked::Parent {
+            pid: ret as libc::pid_t,
+            pidfd: (pidfd >= 0).then_some(pidfd),
+        })
+    }
+}
+
+/// `close_range(first, ~0, flags)`.
+pub(crate) fn close_range(first: u32, flags: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall on integers.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) }).map(drop)
+}
+
+/// `mount_setattr(AT_FDCWD, path, AT_RECURSIVE?, {attr_set, attr_clr})`.
+pub(crate) fn mount_setattr(path: &CStr, recursive: bool, attr_set: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: path is a valid C string, attr a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `mount(2)` with optional source/fstype/data.
+pub(crate) fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), Errno> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: all pointers are valid C strings or null.
+    check_int(unsafe {
+        libc::mount(
+            p(source),
+            target.as_ptr(),
+            p(fstype),
+            flags,
+            p(data) as *const libc::c_void,
+        )
+    })
+}
+
+/// Write all of `buf` to `fd`, retrying on EINTR.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Read up to `buf.len()` bytes, retrying on EINTR; returns the count (0 = EOF).
+pub(crate) fn read_full(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the slice tail is valid writable memory.
+        let n = unsafe { libc::read(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
+/// `pipe2(O_CLOEXEC)` → (read, write), as owned fds.
+pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// `_exit(code)`: never returns, runs no destructors or atexit handlers.
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// `pidfd_send_signal(pidfd, sig)`.
+pub(crate) fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall on integers and a null siginfo.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
