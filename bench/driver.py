@@ -512,6 +512,8 @@ def main():
     ap.add_argument("--idle-rounds", type=int, default=6, help="launches after an idle pause "
                     "per contender (0 = skip; skipped with --quick)")
     ap.add_argument("--idle-s", type=float, default=1.0)
+    ap.add_argument("--workdir", default="/var/tmp", help="parent of the temporary workspace "
+                    "(default /var/tmp; not /tmp, which every contender replaces with a tmpfs)")
     ap.add_argument("--sandbox-bin", default=os.environ.get("SANDBOX_BIN",
                                                             "target/release/sandbox"))
     args = ap.parse_args()
@@ -523,7 +525,12 @@ def main():
     args.cwd0 = os.getcwd()
     warmup = 3 if args.quick else 10
 
-    ws = tempfile.mkdtemp(prefix="sandbox-bench-ws-")
+    # Not under /tmp (every contender mounts a fresh tmpfs there). A root caller runs as
+    # nobody (65534) inside the sandbox, so the workspace is handed to nobody to stay writable.
+    ws = tempfile.mkdtemp(prefix="sandbox-bench-ws-", dir=args.workdir)
+    os.chmod(ws, 0o755)
+    if os.geteuid() == 0:
+        os.chown(ws, 65534, 65534)
     policy_dir = tempfile.mkdtemp(prefix="sandbox-bench-pol-")
     os.chdir(ws)  # the sandbox's default policy shares the working directory read-write
     sp = Spawner()
