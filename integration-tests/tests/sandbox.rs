@@ -1,1 +1,25 @@
-fn main() {}
+//! Integration tests: launch real sandboxes through the `sandbox` CLI and attack them from
+//! inside with the `probe` binary. Every attack test has a positive control in the same test.
+//!
+//! Environment:
+//! - `SANDBOX_BIN`: the `sandbox` binary (default: next to this test's target dir);
+//! - `SANDBOX_PROBE`: the `probe` binary (default: this package's);
+//! - `SANDBOX_MUST_WORK=1`: a test whose kernel feature is missing fails instead of being skipped.
+//!
+//! Test names start with their area (`core::`, `seccomp::`, `landlock::`, `cgroup::`, …) so the
+//! VM suite can select the kernel-dependent ones.
+
+mod sandbox {
+    pub mod core;
+    pub mod support;
+}
+
+use libtest_mimic::Arguments;
+
+fn main() {
+    let args = Arguments::from_args();
+    let ctx = sandbox::support::Ctx::detect();
+    let mut tests = Vec::new();
+    sandbox::core::register(&ctx, &mut tests);
+    libtest_mimic::run(&args, tests.into_iter().map(|t| t.into_trial(&ctx)).collect()).exit();
+}

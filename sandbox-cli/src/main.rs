@@ -1,1 +1,199 @@
-fn main() {}
+//! `sandbox`: run a command under a TOML policy. Argument parsing, policy loading and
+//! reports only; every isolation decision lives in `sandbox-core`.
+
+mod doctor;
+mod report;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sandbox_core::{Environment, Error, Overrides, Policy, Sandbox};
+
+/// Run a command in a sandbox built from namespaces, seccomp, Landlock and cgroups.
+#[derive(Parser)]
+#[command(name = "sandbox", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run COMMAND in a sandbox.
+    Run(RunArgs),
+    /// Say what this host supports and which layers each built-in policy gets.
+    Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// List the built-in policies.
+    List,
+    /// Check a policy (name or file): parse, merge, expand and validate it.
+    Check {
+        /// A built-in name or a path to a TOML file.
+        policy: String,
+        /// Also time load + resolve + compile (median of many runs).
+        #[arg(long)]
+        time: bool,
+    },
+    /// Print a policy's TOML source (built-in name or file).
+    Show {
+        /// A built-in name or a path to a TOML file.
+        policy: String,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A built-in policy name or a TOML file.
+    #[arg(long, short = 'p', default_value = "default", value_name = "NAME|FILE")]
+    policy: String,
+    /// Share PATH read-only (repeatable).
+    #[arg(long, value_name = "PATH")]
+    ro: Vec<String>,
+    /// Share PATH read-write (repeatable).
+    #[arg(long, value_name = "PATH")]
+    rw: Vec<String>,
+    /// Hide PATH, even inside a shared tree (repeatable).
+    #[arg(long, value_name = "PATH")]
+    deny: Vec<String>,
+    /// Mount an empty tmpfs at PATH (repeatable).
+    #[arg(long, value_name = "PATH")]
+    tmpfs: Vec<String>,
+    /// Network: `none` (only loopback) or `host`.
+    #[arg(long, value_name = "none|host")]
+    net: Option<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long, value_name = "PATH")]
+    cwd: Option<String>,
+    /// Set an environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Pass an environment variable of the caller through (repeatable).
+    #[arg(long, value_name = "KEY")]
+    pass_env: Vec<String>,
+    /// Memory limit, e.g. 512M, 2G.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// CPU limit in CPUs, e.g. 1.5.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    cpus: Option<String>,
+    /// Maximum number of processes and threads.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids: Option<String>,
+    /// Wall-clock timeout, e.g. 30s, 10m: the whole sandbox is killed and the exit code is 124.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    timeout: Option<String>,
+    /// `namespaces` (default) or `landlock` (no namespaces: Landlock + seccomp + rlimits).
+    #[arg(long, value_name = "MODE")]
+    isolation: Option<String>,
+    /// Write the JSON report to FILE (`-` for stderr).
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("sandbox: error: {e}");
+            ExitCode::from(e.exit_code().clamp(0, 255) as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    match cli.command {
+        Commands::Run(args) => run_command(args),
+        Commands::Doctor { json } => Ok(doctor::doctor(json)),
+        Commands::Policy(PolicyCommand::List) => {
+            for name in Policy::builtin_names() {
+                let description = Policy::load(name)
+                    .map(|p| p.description().to_string())
+                    .unwrap_or_default();
+                println!("{name:10} {description}");
+            }
+            Ok(0)
+        }
+        Commands::Policy(PolicyCommand::Show { policy }) => {
+            print!("{}", Policy::source_text(&policy)?);
+            Ok(0)
+        }
+        Commands::Policy(PolicyCommand::Check { policy, time }) => {
+            let env = Environment::from_process();
+            let resolved = Policy::load(&policy)?.resolve(&Overrides::default(), &env)?;
+            Sandbox::new(resolved.clone()).command("true").check()?;
+            println!("{policy}: ok");
+            if time {
+                let mut samples = Vec::new();
+                for _ in 0..200 {
+                    let start = std::time::Instant::now();
+                    let resolved = Policy::load(&policy)?.resolve(&Overrides::default(), &env)?;
+                    Sandbox::new(resolved).command("true").check()?;
+                    samples.push(start.elapsed());
+                }
+                samples.sort();
+                println!(
+                    "load+resolve+compile: median {:.3} ms, p90 {:.3} ms",
+                    samples[samples.len() / 2].as_secs_f64() * 1e3,
+                    samples[samples.len() * 9 / 10].as_secs_f64() * 1e3
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> Result<i32, Error> {
+    let overrides = Overrides {
+        ro: args.ro,
+        rw: args.rw,
+        deny: args.deny,
+        tmpfs: args.tmpfs,
+        net: args.net,
+        cwd: args.cwd,
+        env: args.env,
+        pass_env: args.pass_env,
+        memory: args.memory,
+        cpus: args.cpus,
+        pids: args.pids,
+        timeout: args.timeout,
+        isolation: args.isolation,
+        ..Overrides::default()
+    };
+    let policy = Policy::load(&args.policy)?.resolve(&overrides, &Environment::from_process())?;
+    let limits = policy.limits.clone();
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::NotFound {
+            program: String::new(),
+        })?;
+    let mut child = Sandbox::new(policy).command(program).args(rest).spawn()?;
+    let outcome = child.wait_forwarding_signals()?;
+    report::summary(&outcome, &limits);
+    if let Some(dest) = &args.report {
+        report::write(dest, &args.policy, &args.command, &outcome)?;
+    }
+    Ok(outcome.exit_code())
+}

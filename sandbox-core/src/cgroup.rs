@@ -56,3 +56,8 @@ impl Cgroup {
         Ok(())
     }
 }
+
+/// Stub: validate without creating anything.
+pub(crate) fn check(limits: &Limits) -> Result<CgroupSetup, CgroupError> {
+    prepare(limits)
+}

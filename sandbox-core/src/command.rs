@@ -147,7 +147,7 @@ impl Command {
             env: &self.env,
             cwd: self.cwd.as_deref(),
         };
-        let mut plan = launch::compile(&self.policy, &spec)?;
+        let mut plan = launch::compile(&self.policy, &spec, true)?;
         let mut child_ends: [Option<OwnedFd>; 3] = [None, None, None];
         let mut parent_ends: [Option<File>; 3] = [None, None, None];
         for (i, s) in self.stdio.iter_mut().enumerate() {
@@ -187,6 +187,23 @@ impl Command {
         child.stdout = stdout;
         child.stderr = stderr;
         Ok(child)
+    }
+
+    /// Validate and compile everything a launch needs, without creating any process or cgroup.
+    ///
+    /// ```no_run
+    /// # fn f(sandbox: &sandbox_core::Sandbox) -> sandbox_core::Result<()> {
+    /// sandbox.command("true").check()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn check(&mut self) -> Result<()> {
+        let spec = CommandSpec {
+            program: &self.program,
+            args: &self.args,
+            env: &self.env,
+            cwd: self.cwd.as_deref(),
+        };
+        launch::compile(&self.policy, &spec, false).map(drop)
     }
 
     /// Run to completion with the caller's stdio; return how it ended.

@@ -206,8 +206,13 @@ fn exec_candidates(program: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<
     Ok(out)
 }
 
-/// Parent, step 3: compile everything the child will need.
-pub(crate) fn compile(policy: &ResolvedPolicy, spec: &CommandSpec) -> Result<Plan> {
+/// Parent, steps 3–4: compile everything the child will need; with `create_cgroup`, also
+/// create the cgroup and write its limits (so the child never runs unlimited).
+pub(crate) fn compile(
+    policy: &ResolvedPolicy,
+    spec: &CommandSpec,
+    create_cgroup: bool,
+) -> Result<Plan> {
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
     let mounts = if namespaced {
@@ -234,7 +239,11 @@ pub(crate) fn compile(policy: &ResolvedPolicy, spec: &CommandSpec) -> Result<Pla
     let seccomp = seccomp::prepare(&policy.seccomp, &policy.network, policy.isolation)?;
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
-    let cgroup = cgroup::prepare(&policy.limits)?;
+    let cgroup = if create_cgroup {
+        cgroup::prepare(&policy.limits)?
+    } else {
+        cgroup::check(&policy.limits)?
+    };
     let rlimits = limits::prepare(&policy.limits, cgroup.cgroup.is_none());
 
     let cwd = spec.cwd.unwrap_or(&policy.process.cwd);

@@ -59,8 +59,13 @@ pub(crate) enum MountOp {
     Symlink { target: CString, path: CString },
     /// `MS_BIND|MS_REC`.
     Bind { source: CString, target: CString, optional: bool },
-    /// Make a mount read-only, nosuid, nodev (recursively when possible).
-    ReadOnly { target: CString, fallback_flags: libc::c_ulong, optional: bool },
+    /// Make a mount nosuid, nodev and, unless `writable`, read-only (recursively when possible).
+    Restrict {
+        target: CString,
+        writable: bool,
+        fallback_flags: libc::c_ulong,
+        optional: bool,
+    },
     /// procfs of the new pid namespace.
     Proc { target: CString },
     /// A private devpts instance.
@@ -175,6 +180,16 @@ fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> 
                 e.to_string()
             },
         }),
+    }
+}
+
+/// A mask is read-only, so the command cannot chmod or fill the (shared) empty mask file.
+fn mask_read_only(target: CString) -> MountOp {
+    MountOp::Restrict {
+        target,
+        writable: false,
+        fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        optional: false,
     }
 }
 
@@ -342,17 +357,17 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             },
             &v.path,
         );
-        if !v.writable {
-            push(
-                &mut plan,
-                MountOp::ReadOnly {
-                    target: cstring(&target)?,
-                    fallback_flags: locked_flags(&v.path),
-                    optional: false,
-                },
-                &v.path,
-            );
-        }
+        // Even shared-writable trees are nosuid/nodev: a setuid file planted there gains nothing.
+        push(
+            &mut plan,
+            MountOp::Restrict {
+                target: cstring(&target)?,
+                writable: v.writable,
+                fallback_flags: locked_flags(&v.path),
+                optional: false,
+            },
+            &v.path,
+        );
         bound.push(v.path.clone());
     }
 
@@ -363,10 +378,15 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
         let Ok(real) = std::fs::canonicalize(denied) else {
             continue;
         };
+        let mut masked: Vec<&Path> = Vec::new();
         for p in [denied.as_path(), real.as_path()] {
-            if !under_bind(&bound, p) || std::fs::symlink_metadata(p).is_err() {
+            if masked.contains(&p)
+                || !under_bind(&bound, p)
+                || std::fs::symlink_metadata(p).is_err()
+            {
                 continue;
             }
+            masked.push(p);
             let meta = std::fs::symlink_metadata(p);
             if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
                 continue; // the link itself reveals nothing; its target is masked as `real`
@@ -374,18 +394,19 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             let target = cstring(&staged(&staging, p))?;
             let op = if meta.is_ok_and(|m| m.is_dir()) {
                 MountOp::Tmpfs {
-                    target,
+                    target: target.clone(),
                     flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                     data: c"mode=000,size=0".to_owned(),
                 }
             } else {
                 MountOp::Bind {
                     source: cstring(&mask_file)?,
-                    target,
+                    target: target.clone(),
                     optional: false,
                 }
             };
             push(&mut plan, op, p);
+            push(&mut plan, mask_read_only(target), p);
         }
     }
 
@@ -413,8 +434,9 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
         );
         push(
             &mut plan,
-            MountOp::ReadOnly {
+            MountOp::Restrict {
                 target: t,
+                writable: false,
                 fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 optional: true,
             },
@@ -422,11 +444,22 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
         );
     }
     for name in PROC_MASKED {
+        let target = cstring(&proc_dir.join(name))?;
         push(
             &mut plan,
             MountOp::Bind {
                 source: cstring(&mask_file)?,
-                target: cstring(&proc_dir.join(name))?,
+                target: target.clone(),
+                optional: true,
+            },
+            &Path::new("/proc").join(name),
+        );
+        push(
+            &mut plan,
+            MountOp::Restrict {
+                target,
+                writable: false,
+                fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 optional: true,
             },
             &Path::new("/proc").join(name),
@@ -633,12 +666,18 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
             Err(Errno::ENOENT) if *optional => Ok(()),
             other => other,
         },
-        MountOp::ReadOnly {
+        MountOp::Restrict {
             target,
+            writable,
             fallback_flags,
             optional,
         } => {
-            let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            let (attr_ro, ms_ro) = if *writable {
+                (0, 0)
+            } else {
+                (MOUNT_ATTR_RDONLY, libc::MS_RDONLY)
+            };
+            let attrs = attr_ro | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
             let r = match sys::mount_setattr(target, true, attrs) {
                 Err(Errno::ENOSYS) => sys::mount(
                     None,
@@ -646,7 +685,7 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
                     None,
                     libc::MS_REMOUNT
                         | libc::MS_BIND
-                        | libc::MS_RDONLY
+                        | ms_ro
                         | libc::MS_NOSUID
                         | libc::MS_NODEV
                         | fallback_flags,
