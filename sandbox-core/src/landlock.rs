@@ -100,7 +100,7 @@
 
 // The launcher is not merged yet: until `launch.rs` calls `prepare`/`apply`, they are used
 // only by the tests.
-#![allow(dead_code)]
+
 
 mod elf;
 mod rules;
@@ -475,46 +475,4 @@ fn shares_network(policy: &ResolvedPolicy) -> bool {
 /// Does the policy run without namespaces?
 fn landlock_isolation(policy: &ResolvedPolicy) -> bool {
     policy.isolation == Isolation::Landlock
-}
-
-use std::path::PathBuf;
-
-use crate::policy::ResolvedPolicy;
-
-/// What a path that exists only inside the sandbox needs.
-#[allow(dead_code)]
-pub(crate) enum ChildAccess {
-    /// ReadDir only.
-    RootDir,
-    /// procfs.
-    Proc,
-    /// /dev.
-    Dev,
-    /// Full access.
-    ReadWrite,
-}
-
-/// Inputs of [`prepare`].
-pub(crate) struct LandlockInput<'a> {
-    pub policy: &'a ResolvedPolicy,
-    pub child_paths: &'a [(PathBuf, ChildAccess)],
-    pub extra_read_write: &'a [PathBuf],
-}
-
-/// Stub plan.
-pub(crate) struct LandlockPlan {}
-
-/// Stub.
-pub(crate) fn prepare(
-    _input: &LandlockInput,
-) -> Result<(LandlockPlan, crate::LayerStatus), LandlockError> {
-    Ok((LandlockPlan {}, crate::LayerStatus::Disabled))
-}
-
-/// Stub.
-///
-/// # Safety
-/// Child only.
-pub(crate) unsafe fn apply(_plan: &mut LandlockPlan) -> Result<(), nix::errno::Errno> {
-    Ok(())
 }

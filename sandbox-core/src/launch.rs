@@ -518,7 +518,6 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             fail(err, Stage::Session, 0, Errno::last());
         }
         if plan.isolation == Isolation::Landlock {
-            close_fds_except(&[err]);
             command_main(plan, err);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
@@ -552,8 +551,9 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         }
         // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        // 5. Only the error and status pipes survive.
-        close_fds_except(&[err, fds.status_write]);
+        // 5. Every inherited fd closes at the command's exec (the Landlock ruleset fd is still
+        // needed until then); pid 1 closes all but its status pipe right after the fork.
+        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
         // 6. Fork the command; stay as init.
         init::block_signals();
         match sys::clone_fork(0, false, None) {
@@ -563,7 +563,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
                 command_main(plan, err)
             }
             Ok(sys::Forked::Parent { pid, .. }) => {
-                libc::close(err);
+                close_fds_except(&[fds.status_write]);
                 // pid 1 needs no privilege to reap and forward: drop it all.
                 let _ = capabilities::apply(&plan.capabilities);
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

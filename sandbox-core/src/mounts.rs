@@ -94,6 +94,8 @@ struct Visible {
     path: PathBuf,
     writable: bool,
     is_dir: bool,
+    /// A fresh tmpfs rather than a bind of the host path.
+    tmpfs: bool,
 }
 
 fn cstring(p: &Path) -> Result<CString> {
@@ -183,6 +185,16 @@ fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> 
     }
 }
 
+/// Whether `p` is backed by the host: the deepest mount containing it is a bind (not a tmpfs
+/// and not the empty root).
+fn host_backed(mounts: &[(PathBuf, bool)], p: &Path) -> bool {
+    mounts
+        .iter()
+        .filter(|(m, _)| p.starts_with(m))
+        .max_by_key(|(m, _)| depth(m))
+        .is_some_and(|(_, bind)| *bind)
+}
+
 /// A mask is read-only, so the command cannot chmod or fill the (shared) empty mask file.
 fn mask_read_only(target: CString) -> MountOp {
     MountOp::Restrict {
@@ -229,16 +241,26 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             path,
             writable,
             is_dir,
+            tmpfs: false,
         });
     }
-    // Parents before children, so nested binds land on top of their parent's bind.
-    visible.sort_by_key(|v| depth(&v.path));
-
-    let tmpfs: Vec<PathBuf> = fs.tmpfs.clone();
-    let cwd = &policy.process.cwd;
-
     let sources: Vec<&Path> = visible.iter().map(|v| v.path.as_path()).collect();
     let staging = choose_staging(&sources)?;
+    for t in &fs.tmpfs {
+        visible.retain(|v| &v.path != t);
+        visible.push(Visible {
+            path: t.clone(),
+            writable: true,
+            is_dir: true,
+            tmpfs: true,
+        });
+    }
+    // Parents before children, so nested binds and tmpfs land on top of what contains them
+    // (a workspace under /tmp stays visible over the fresh /tmp).
+    visible.sort_by_key(|v| depth(&v.path));
+
+    let cwd = &policy.process.cwd;
+
     // Masks are bound from an empty mode-000 file on a tiny tmpfs of their own, detached and
     // removed before pivot_root so nothing of it stays visible.
     let mask_dir = staging.join(".sandbox-mask");
@@ -289,22 +311,22 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
         &mask_file,
     );
 
-    // Directories created on the tmpfs so far (and paths covered by a bind).
+    // Directories created on tmpfs so far, and every mount made: (path, is a host bind).
     let mut created: Vec<PathBuf> = vec![PathBuf::from("/")];
-    let mut bound: Vec<PathBuf> = Vec::new();
-    let under_bind = |bound: &[PathBuf], p: &Path| bound.iter().any(|b| p.starts_with(b));
+    let mut bound: Vec<(PathBuf, bool)> = Vec::new();
+    let under_bind = |bound: &[(PathBuf, bool)], p: &Path| host_backed(bound, p);
 
     fn ensure_dirs(
         plan: &mut MountPlan,
         staging: &Path,
         created: &mut Vec<PathBuf>,
-        bound: &[PathBuf],
+        bound: &[(PathBuf, bool)],
         dir: &Path,
     ) -> Result<()> {
         let mut acc = PathBuf::from("/");
         for comp in dir.components().skip(1) {
             acc.push(comp);
-            if created.contains(&acc) || bound.iter().any(|b| acc.starts_with(b)) {
+            if created.contains(&acc) || host_backed(bound, &acc) {
                 continue;
             }
             plan.ops.push(MountOp::Mkdir {
@@ -331,6 +353,31 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
 
     for v in &visible {
         let target = staged(&staging, &v.path);
+        if v.tmpfs {
+            if under_bind(&bound, &v.path) {
+                if !v.path.is_dir() {
+                    return Err(Error::Path {
+                        key: "filesystem.tmpfs",
+                        path: v.path.clone(),
+                        reason: "is inside a shared tree but is not a directory there".into(),
+                    });
+                }
+            } else {
+                ensure_dirs(&mut plan, &staging, &mut created, &bound, &v.path)?;
+            }
+            push(
+                &mut plan,
+                MountOp::Tmpfs {
+                    target: cstring(&target)?,
+                    flags: libc::MS_NOSUID | libc::MS_NODEV,
+                    data: c"mode=1777".to_owned(),
+                },
+                &v.path,
+            );
+            plan.tmpfs_paths.push(v.path.clone());
+            bound.push((v.path.clone(), false));
+            continue;
+        }
         if !under_bind(&bound, &v.path) {
             if let Some(parent) = v.path.parent() {
                 ensure_dirs(&mut plan, &staging, &mut created, &bound, parent)?;
@@ -368,7 +415,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             },
             &v.path,
         );
-        bound.push(v.path.clone());
+        bound.push((v.path.clone(), true));
     }
 
     // Denied paths that exist and are visible through a bind are covered: an empty read-only
@@ -533,34 +580,9 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
     }
     plan.tmpfs_paths.push(PathBuf::from("/dev/shm"));
 
-    // Fresh tmpfs mounts (/tmp by default).
-    for t in &tmpfs {
-        if under_bind(&bound, t) {
-            if !t.is_dir() {
-                return Err(Error::Path {
-                    key: "filesystem.tmpfs",
-                    path: t.clone(),
-                    reason: "is inside a shared tree but is not a directory there".into(),
-                });
-            }
-        } else {
-            ensure_dirs(&mut plan, &staging, &mut created, &bound, t)?;
-        }
-        push(
-            &mut plan,
-            MountOp::Tmpfs {
-                target: cstring(&staged(&staging, t))?,
-                flags: libc::MS_NOSUID | libc::MS_NODEV,
-                data: c"mode=1777".to_owned(),
-            },
-            t,
-        );
-        plan.tmpfs_paths.push(t.clone());
-    }
-
     // The working directory must exist in the view; a missing one is created on the tmpfs
     // (never on the host) only if it is outside every bind.
-    if !under_bind(&bound, cwd) && !tmpfs.iter().any(|t| cwd.starts_with(t)) {
+    if !under_bind(&bound, cwd) {
         ensure_dirs(&mut plan, &staging, &mut created, &bound, cwd)?;
     }
 
