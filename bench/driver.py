@@ -545,6 +545,9 @@ def main():
           f"/dev/null; {args.iterations} iterations after {warmup} warm-up, round-robin; "
           f"workspace {ws}")
 
+    if float(m["loadavg"].split()[0]) > 0.5 * (m["nproc"] or 1):
+        print(f"warning: load average {m['loadavg']} on {m['nproc']} CPUs: other work is "
+              "running; medians will be inflated and spreads wide (ratios still compare)")
     contenders = launch_contenders(args, ws, policy_dir)
     if args.only:
         contenders = [c for c in contenders if re.search(args.only, c.name)]
