@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// How the sandbox isolates the command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// New user, mount, pid, ipc, uts, cgroup (and network) namespaces, plus every other layer.
     #[default]
@@ -15,7 +18,8 @@ pub enum Isolation {
 }
 
 /// The network the command sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// A new network namespace with only loopback.
     #[default]
@@ -81,7 +85,8 @@ pub struct ResolvedNetwork {
 }
 
 /// `[seccomp] profile`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SeccompProfile {
     /// Allowlist of what ordinary programs need (the spirit of Docker's default profile).
     #[default]
@@ -93,7 +98,8 @@ pub enum SeccompProfile {
 }
 
 /// `[seccomp] action`: what a denied syscall does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SeccompAction {
     /// Fail with EPERM.
     #[default]
