@@ -691,7 +691,7 @@ def main():
     v = cg - sb_ if cg and sb_ else None
     t.check(f"cgroup limits ≤ +{TARGET_CGROUP_EXTRA_MS} ms", v,
             v is not None and v <= TARGET_CGROUP_EXTRA_MS,
-            f"+{v:.2f} ms" if v is not None else (byname.get("sandbox +cgroup").message
+            f"{v:+.2f} ms" if v is not None else (byname.get("sandbox +cgroup").message
                                                   if byname.get("sandbox +cgroup") else "n/a"))
     r = report.get("seccomp_ratio")
     t.check(f"seccomp runtime overhead ≤ {TARGET_SECCOMP_OVERHEAD:.0%}", r,
