@@ -69,10 +69,7 @@ fn syscall(name: &str) -> i32 {
                     r
                 }
             }
-            "clone3" => {
-                let r = libc::syscall(libc::SYS_clone3, 0, 0);
-                r
-            }
+            "clone3" => libc::syscall(libc::SYS_clone3, 0, 0),
             "fork" => {
                 let pid = libc::fork();
                 if pid == 0 {
@@ -152,7 +149,9 @@ fn main() {
             }
         }
         "connect-tcp" => io_report(TcpStream::connect_timeout(
-            &arg(1).parse().unwrap_or_else(|_| ([127, 0, 0, 1], 1).into()),
+            &arg(1)
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 1).into()),
             Duration::from_secs(2),
         )),
         "connect-abstract" => {
@@ -187,7 +186,12 @@ fn main() {
         "status" => {
             let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             for l in s.lines() {
-                if l.starts_with("Cap") || l.starts_with("NoNewPrivs") || l.starts_with("Seccomp:") || l.starts_with("Uid") || l.starts_with("Gid") {
+                if l.starts_with("Cap")
+                    || l.starts_with("NoNewPrivs")
+                    || l.starts_with("Seccomp:")
+                    || l.starts_with("Uid")
+                    || l.starts_with("Gid")
+                {
                     println!("{l}");
                 }
             }
@@ -216,7 +220,10 @@ fn main() {
         }
         "kill" => {
             // SAFETY: kill on integers.
-            report(unsafe { libc::kill(arg(1).parse().unwrap_or(0), arg(2).parse().unwrap_or(0)) } as i64)
+            report(
+                unsafe { libc::kill(arg(1).parse().unwrap_or(0), arg(2).parse().unwrap_or(0)) }
+                    as i64,
+            )
         }
         "alloc" => {
             let mb: usize = arg(1).parse().unwrap_or(0);
@@ -288,7 +295,12 @@ fn main() {
             0
         }
         "hostname" => {
-            println!("{}", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim());
+            println!(
+                "{}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .unwrap_or_default()
+                    .trim()
+            );
             0
         }
         "env" => {

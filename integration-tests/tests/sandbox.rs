@@ -21,5 +21,9 @@ fn main() {
     let ctx = sandbox::support::Ctx::detect();
     let mut tests = Vec::new();
     sandbox::core::register(&ctx, &mut tests);
-    libtest_mimic::run(&args, tests.into_iter().map(|t| t.into_trial(&ctx)).collect()).exit();
+    libtest_mimic::run(
+        &args,
+        tests.into_iter().map(|t| t.into_trial(&ctx)).collect(),
+    )
+    .exit();
 }

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run COMMAND in a sandbox.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Say what this host supports and which layers each built-in policy gets.
     Doctor {
         /// Machine-readable output.
@@ -183,7 +183,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-fn run_command(args: RunArgs) -> Result<i32, Error> {
+fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     let overrides = Overrides {
         ro: args.ro,
         rw: args.rw,
@@ -198,16 +198,12 @@ fn run_command(args: RunArgs) -> Result<i32, Error> {
         pids: args.pids,
         timeout: args.timeout,
         isolation: args.isolation,
-        ..Overrides::default()
     };
     let policy = Policy::load(&args.policy)?.resolve(&overrides, &Environment::from_process())?;
     let limits = policy.limits.clone();
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| Error::NotFound {
-            program: String::new(),
-        })?;
+    let (program, rest) = args.command.split_first().ok_or_else(|| Error::NotFound {
+        program: String::new(),
+    })?;
     let mut child = Sandbox::new(policy)
         .command(program)
         .args(rest)

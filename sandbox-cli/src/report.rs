@@ -20,7 +20,12 @@ use serde_json::{json, Map, Value};
 
 /// A size in the policy's own units (`128M`), for messages.
 fn human(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
     for (size, unit) in UNITS {
         if bytes >= size {
             let v = bytes as f64 / size as f64;

@@ -8,7 +8,6 @@
 
 // Until launch.rs calls prepare/apply/status (remove then).
 
-
 use nix::errno::Errno;
 
 /// Capability names, indexed by number (linux/capability.h, up to Linux 6.18).

@@ -101,7 +101,6 @@
 // The launcher is not merged yet: until `launch.rs` calls `prepare`/`apply`, they are used
 // only by the tests.
 
-
 mod elf;
 mod rules;
 #[cfg(test)]
@@ -114,8 +113,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetError, Scope, ABI,
+    Access, AccessFs, BitFlags, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetError, Scope, ABI,
 };
 
 use crate::plan::LayerStatus;
@@ -467,9 +466,10 @@ fn errno(e: RulesetError) -> nix::errno::Errno {
     nix::errno::Errno::from_raw(*landlock::Errno::from(e))
 }
 
-/// The TCP access rights of ABI 4, for tests and `doctor`.
-pub(crate) fn tcp_rights() -> BitFlags<AccessNet> {
-    AccessNet::from_all(ABI::V4)
+/// The TCP access rights of ABI 4, for tests.
+#[cfg(test)]
+pub(crate) fn tcp_rights() -> BitFlags<landlock::AccessNet> {
+    landlock::AccessNet::from_all(ABI::V4)
 }
 
 /// Is the policy's network shared with the host (so TCP port rules mean something)?

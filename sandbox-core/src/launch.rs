@@ -161,11 +161,7 @@ fn environment(policy: &ResolvedPolicy, spec: &CommandSpec) -> Vec<(OsString, Os
         let name = k.as_bytes();
         let kept = matches!(name, b"PATH" | b"HOME" | b"TERM" | b"LANG")
             || name.starts_with(b"LC_")
-            || policy
-                .process
-                .env_pass
-                .iter()
-                .any(|p| p.as_bytes() == name);
+            || policy.process.env_pass.iter().any(|p| p.as_bytes() == name);
         if kept {
             set(&mut env, k, v);
         }
@@ -238,7 +234,9 @@ pub(crate) fn compile(
     let mut private_tmp = None;
     if !namespaced {
         child_paths.push(("/proc".into(), ChildAccess::Proc));
-        for dev in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts"] {
+        for dev in [
+            "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts",
+        ] {
             let p = Path::new("/dev").join(dev);
             if p.exists() {
                 child_paths.push((p, ChildAccess::Dev));
@@ -415,8 +413,12 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
             unsafe { child_main(plan, fds) }
         }
         Ok(sys::Forked::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(e) if plan.ns_flags & libc::CLONE_NEWUSER as u64 != 0
-            && matches!(e, Errno::EPERM | Errno::ENOSPC | Errno::EINVAL | Errno::EACCES) =>
+        Err(e)
+            if plan.ns_flags & libc::CLONE_NEWUSER as u64 != 0
+                && matches!(
+                    e,
+                    Errno::EPERM | Errno::ENOSPC | Errno::EINVAL | Errno::EACCES
+                ) =>
         {
             return Err(Error::Unsupported {
                 feature: "user namespaces",
@@ -703,10 +705,9 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
             );
             let e = Errno::last();
             // Keep the most telling error: EACCES beats ENOENT from a later PATH entry.
-            if e != Errno::ENOENT && e != Errno::ENOTDIR || last == Errno::ENOENT {
-                if !(last == Errno::EACCES && (e == Errno::ENOENT || e == Errno::ENOTDIR)) {
-                    last = e;
-                }
+            let missing = e == Errno::ENOENT || e == Errno::ENOTDIR;
+            if !missing || (last == Errno::ENOENT && e != Errno::ENOTDIR) {
+                last = e;
             }
         }
         fail(err, Stage::Exec, 0, last)

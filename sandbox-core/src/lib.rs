@@ -22,8 +22,13 @@ mod sys;
 
 pub use cgroup::{cgroup_probe, CgroupProbe, Enforced, LimitsReport, Unusable};
 pub use command::{Command, Output, Sandbox, Stdio};
-pub use error::{CapabilityError, CgroupError, Error, LandlockError, PolicyError, Result, SeccompError};
-pub use landlock::{abi_version as landlock_abi_version, probe as landlock_probe, Unavailable as LandlockUnavailable};
+pub use error::{
+    CapabilityError, CgroupError, Error, LandlockError, PolicyError, Result, SeccompError,
+};
+pub use landlock::{
+    abi_version as landlock_abi_version, probe as landlock_probe,
+    Unavailable as LandlockUnavailable,
+};
 pub use plan::LayerStatus;
 pub use policy::*;
 pub use supervisor::{Child, Outcome, Usage};

@@ -10,7 +10,6 @@
 
 // The launcher (issue 2) calls this layer; until it is wired in, the non-test build sees it unused.
 
-
 use crate::policy::Limits;
 
 /// The resource argument type of `setrlimit` differs between libcs.

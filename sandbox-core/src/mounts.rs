@@ -50,7 +50,11 @@ pub(crate) enum MountOp {
     /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)`: no mount events leak in either direction.
     MakePrivate,
     /// A fresh tmpfs.
-    Tmpfs { target: CString, flags: libc::c_ulong, data: CString },
+    Tmpfs {
+        target: CString,
+        flags: libc::c_ulong,
+        data: CString,
+    },
     /// `mkdir` on the new root (EEXIST is fine).
     Mkdir { path: CString, mode: libc::mode_t },
     /// An empty file to serve as a mount point.
@@ -58,7 +62,11 @@ pub(crate) enum MountOp {
     /// A symlink (merged-/usr links, /dev links).
     Symlink { target: CString, path: CString },
     /// `MS_BIND|MS_REC`.
-    Bind { source: CString, target: CString, optional: bool },
+    Bind {
+        source: CString,
+        target: CString,
+        optional: bool,
+    },
     /// Make a mount nosuid, nodev and, unless `writable`, read-only (recursively when possible).
     Restrict {
         target: CString,
@@ -75,7 +83,10 @@ pub(crate) enum MountOp {
     /// `chdir(new_root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`, `chdir("/")`.
     PivotRoot { new_root: CString },
     /// `MS_REMOUNT|MS_BIND|MS_RDONLY` of a mount after pivot_root (the tmpfs root, /dev).
-    RemountReadOnly { target: CString, flags: libc::c_ulong },
+    RemountReadOnly {
+        target: CString,
+        flags: libc::c_ulong,
+    },
 }
 
 /// The compiled mount list plus a description of each step for error messages.
@@ -215,8 +226,16 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
         .read_only
         .iter()
         .map(|r| ("filesystem.read_only", r, false))
-        .chain(fs.read_write.iter().map(|r| ("filesystem.read_write", r, true)))
-        .chain(fs.write_only.iter().map(|r| ("filesystem.write_only", r, true)));
+        .chain(
+            fs.read_write
+                .iter()
+                .map(|r| ("filesystem.read_write", r, true)),
+        )
+        .chain(
+            fs.write_only
+                .iter()
+                .map(|r| ("filesystem.write_only", r, true)),
+        );
     for (key, rule, writable) in entries {
         if let Some(link) = top_level_symlink(&rule.path) {
             if !symlinks.iter().any(|(p, _)| p == &rule.path) {
@@ -234,7 +253,9 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
                 reason: "sharing the whole root filesystem defeats the sandbox".into(),
             });
         }
-        let is_dir = std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(&path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         // A later entry for the same path wins (read-write overrides read-only and vice versa).
         visible.retain(|v| v.path != path);
         visible.push(Visible {
@@ -460,7 +481,13 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
     // /proc of the new pid namespace, mounted while the old root is still attached (the kernel
     // refuses a new procfs in a user namespace once no full procfs is visible).
     let proc_dir = staging.join("proc");
-    ensure_dirs(&mut plan, &staging, &mut created, &bound, Path::new("/proc"))?;
+    ensure_dirs(
+        &mut plan,
+        &staging,
+        &mut created,
+        &bound,
+        Path::new("/proc"),
+    )?;
     push(
         &mut plan,
         MountOp::Proc {
@@ -634,13 +661,7 @@ pub(crate) unsafe fn apply(plan: &MountPlan) -> Result<(), (usize, Errno)> {
 
 unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
     match op {
-        MountOp::MakePrivate => sys::mount(
-            None,
-            c"/",
-            None,
-            libc::MS_REC | libc::MS_PRIVATE,
-            None,
-        ),
+        MountOp::MakePrivate => sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None),
         MountOp::Tmpfs {
             target,
             flags,

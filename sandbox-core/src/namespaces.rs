@@ -38,8 +38,14 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> (u64, IdMapping) {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let root = uid == 0;
-    let inside_uid = policy.process.uid.unwrap_or(if root { NOBODY } else { uid });
-    let inside_gid = policy.process.gid.unwrap_or(if root { NOBODY } else { gid });
+    let inside_uid = policy
+        .process
+        .uid
+        .unwrap_or(if root { NOBODY } else { uid });
+    let inside_gid = policy
+        .process
+        .gid
+        .unwrap_or(if root { NOBODY } else { gid });
     // A root caller maps the chosen inside id to the same host id, so the command never holds
     // host uid 0 unless the policy names uid 0; an unprivileged caller can only map itself.
     let mapping = IdMapping {
@@ -93,7 +99,11 @@ pub(crate) fn write_id_maps(pid: libc::pid_t, map: &IdMapping) -> Result<()> {
 
 /// Why user namespaces are unavailable on this host, if we can tell.
 pub(crate) fn userns_unavailable_reason() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return "sysctl kernel.unprivileged_userns_clone = 0".into();
     }
@@ -119,6 +129,9 @@ mod tests {
     fn user_namespace_is_created_first() {
         assert_eq!(ORDERED_NAMESPACES[0].1, "user");
         let names: Vec<_> = ORDERED_NAMESPACES.iter().map(|n| n.1).collect();
-        assert_eq!(names, ["user", "mount", "pid", "ipc", "uts", "cgroup", "net"]);
+        assert_eq!(
+            names,
+            ["user", "mount", "pid", "ipc", "uts", "cgroup", "net"]
+        );
     }
 }

@@ -227,9 +227,9 @@ impl Child {
             }
             let Some(pidfd) = &self.pidfd else {
                 // Kernels without pidfd (< 5.3): a blocking wait, no timeout enforcement.
-                return self
-                    .reap(0)?
-                    .ok_or_else(|| Error::launch("waiting for the sandbox")(std::io::Error::other("no status")));
+                return self.reap(0)?.ok_or_else(|| {
+                    Error::launch("waiting for the sandbox")(std::io::Error::other("no status"))
+                });
             };
             let timeout_ms = match self.deadline {
                 Some(d) if !self.killed_for_timeout => {
@@ -271,7 +271,11 @@ impl Child {
                     let size = std::mem::size_of::<libc::signalfd_siginfo>();
                     // SAFETY: info is valid writable memory of `size` bytes.
                     let r = unsafe {
-                        libc::read(sfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+                        libc::read(
+                            sfd.as_raw_fd(),
+                            (&mut info as *mut libc::signalfd_siginfo).cast(),
+                            size,
+                        )
                     };
                     if r == size as isize {
                         let sig = info.ssi_signo as libc::c_int;

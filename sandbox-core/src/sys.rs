@@ -50,7 +50,10 @@ pub(crate) enum Forked {
     /// We are the child.
     Child,
     /// We are the parent; the child's pid and, when asked for, its pidfd.
-    Parent { pid: libc::pid_t, pidfd: Option<RawFd> },
+    Parent {
+        pid: libc::pid_t,
+        pidfd: Option<RawFd>,
+    },
 }
 
 /// Fork-like `clone3`: no new stack, no `CLONE_VM`, so the child continues on a copy of our

@@ -14,29 +14,93 @@ use super::support::{check, Ctx, Needs, Test};
 
 pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
     use Needs::*;
-    t.push(Test::new("core::secret_outside_view", &[Userns], secret_outside_view));
-    t.push(Test::new("core::read_only_binds", &[Userns], read_only_binds));
-    t.push(Test::new("core::denied_paths_in_rw_tree", &[Userns], denied_paths_in_rw_tree));
-    t.push(Test::new("core::missing_denied_path_leaves_nothing", &[Userns], missing_denied_path_leaves_nothing));
-    t.push(Test::new("core::symlink_to_secret", &[Userns], symlink_to_secret));
-    t.push(Test::new("core::remount_and_umount_fail", &[Userns], remount_and_umount_fail));
-    t.push(Test::new("core::proc_shows_only_sandbox", &[Userns], proc_shows_only_sandbox));
+    t.push(Test::new(
+        "core::secret_outside_view",
+        &[Userns],
+        secret_outside_view,
+    ));
+    t.push(Test::new(
+        "core::read_only_binds",
+        &[Userns],
+        read_only_binds,
+    ));
+    t.push(Test::new(
+        "core::denied_paths_in_rw_tree",
+        &[Userns],
+        denied_paths_in_rw_tree,
+    ));
+    t.push(Test::new(
+        "core::missing_denied_path_leaves_nothing",
+        &[Userns],
+        missing_denied_path_leaves_nothing,
+    ));
+    t.push(Test::new(
+        "core::symlink_to_secret",
+        &[Userns],
+        symlink_to_secret,
+    ));
+    t.push(Test::new(
+        "core::remount_and_umount_fail",
+        &[Userns],
+        remount_and_umount_fail,
+    ));
+    t.push(Test::new(
+        "core::proc_shows_only_sandbox",
+        &[Userns],
+        proc_shows_only_sandbox,
+    ));
     t.push(Test::new("core::proc_hardening", &[Userns], proc_hardening));
     t.push(Test::new("core::dev_is_minimal", &[Userns], dev_is_minimal));
     t.push(Test::new("core::network_none", &[Userns], network_none));
-    t.push(Test::new("core::environment_scrubbed", &[Userns], environment_scrubbed));
-    t.push(Test::new("core::leaked_fd_closed", &[Userns], leaked_fd_closed));
+    t.push(Test::new(
+        "core::environment_scrubbed",
+        &[Userns],
+        environment_scrubbed,
+    ));
+    t.push(Test::new(
+        "core::leaked_fd_closed",
+        &[Userns],
+        leaked_fd_closed,
+    ));
     t.push(Test::new("core::hostname", &[Userns], hostname));
     t.push(Test::new("core::exit_codes", &[Userns], exit_codes));
-    t.push(Test::new("core::stdin_passes_through", &[Userns], stdin_passes_through));
+    t.push(Test::new(
+        "core::stdin_passes_through",
+        &[Userns],
+        stdin_passes_through,
+    ));
     t.push(Test::new("core::orphans_reaped", &[Userns], orphans_reaped));
-    t.push(Test::new("core::sigkill_of_sandbox_kills_all", &[Userns], sigkill_of_sandbox_kills_all));
-    t.push(Test::new("core::pid1_not_reachable", &[Userns], pid1_not_reachable));
+    t.push(Test::new(
+        "core::sigkill_of_sandbox_kills_all",
+        &[Userns],
+        sigkill_of_sandbox_kills_all,
+    ));
+    t.push(Test::new(
+        "core::pid1_not_reachable",
+        &[Userns],
+        pid1_not_reachable,
+    ));
     t.push(Test::new("core::ids_inside", &[Userns], ids_inside));
-    t.push(Test::new("core::bad_input_runs_nothing", &[], bad_input_runs_nothing));
-    t.push(Test::new("core::dangerous_cwd_refused", &[], dangerous_cwd_refused));
-    t.push(Test::new("core::signals_forwarded", &[Userns], signals_forwarded));
-    t.push(Test::new("core::launch_under_allocating_threads", &[Userns], launch_under_allocating_threads));
+    t.push(Test::new(
+        "core::bad_input_runs_nothing",
+        &[],
+        bad_input_runs_nothing,
+    ));
+    t.push(Test::new(
+        "core::dangerous_cwd_refused",
+        &[],
+        dangerous_cwd_refused,
+    ));
+    t.push(Test::new(
+        "core::signals_forwarded",
+        &[Userns],
+        signals_forwarded,
+    ));
+    t.push(Test::new(
+        "core::launch_under_allocating_threads",
+        &[Userns],
+        launch_under_allocating_threads,
+    ));
 }
 
 fn write(path: &Path, data: &str) {
@@ -50,7 +114,9 @@ fn secret_outside_view(ctx: &Ctx) -> Result<(), Failed> {
     write(&out.join("secret"), "TOPSECRET");
     write(&ws.join("visible"), "hello");
     let p = ctx.probe();
-    ctx.run(&ws, &["--", p, "read", "visible"]).ok()?.stdout_has("hello")?;
+    ctx.run(&ws, &["--", p, "read", "visible"])
+        .ok()?
+        .stdout_has("hello")?;
     let secret = out.join("secret");
     ctx.run(&ws, &["--", p, "read", secret.to_str().unwrap_or("")])
         .failed()?
@@ -58,7 +124,10 @@ fn secret_outside_view(ctx: &Ctx) -> Result<(), Failed> {
     // The home directory is not shared by default.
     if let Some(home) = std::env::var_os("HOME") {
         let r = ctx.run(&ws, &["--", p, "list", home.to_str().unwrap_or("/root")]);
-        check(r.code != 0 || r.stdout.trim().is_empty(), format!("home is visible: {r:?}"))?;
+        check(
+            r.code != 0 || r.stdout.trim().is_empty(),
+            format!("home is visible: {r:?}"),
+        )?;
     }
     Ok(())
 }
@@ -71,16 +140,34 @@ fn read_only_binds(ctx: &Ctx) -> Result<(), Failed> {
     let f = format!("{d}/f");
     let p = ctx.probe();
     // Control: the read-only bind is readable and the workspace writable.
-    ctx.run(&ws, &["--ro", d, "--", p, "read", &f]).ok()?.stdout_has("data")?;
+    ctx.run(&ws, &["--ro", d, "--", p, "read", &f])
+        .ok()?
+        .stdout_has("data")?;
     ctx.run(&ws, &["--", p, "write", "new-file", "x"]).ok()?;
-    check(ws.join("new-file").exists(), "write into the workspace did not reach the host")?;
+    check(
+        ws.join("new-file").exists(),
+        "write into the workspace did not reach the host",
+    )?;
     // Attacks: write into the read-only bind, into /usr, into the root.
-    ctx.run(&ws, &["--ro", d, "--", p, "write", &f, "evil"]).failed()?;
-    ctx.run(&ws, &["--ro", d, "--", p, "write", &format!("{d}/new"), "evil"]).failed()?;
-    ctx.run(&ws, &["--", p, "write", "/usr/evil", "evil"]).failed()?;
-    ctx.run(&ws, &["--", p, "write", "/evil", "evil"]).failed()?;
-    check(std::fs::read_to_string(data.join("f")).unwrap_or_default() == "data", "read-only file changed")?;
-    check(!data.join("new").exists(), "file created in a read-only bind")?;
+    ctx.run(&ws, &["--ro", d, "--", p, "write", &f, "evil"])
+        .failed()?;
+    ctx.run(
+        &ws,
+        &["--ro", d, "--", p, "write", &format!("{d}/new"), "evil"],
+    )
+    .failed()?;
+    ctx.run(&ws, &["--", p, "write", "/usr/evil", "evil"])
+        .failed()?;
+    ctx.run(&ws, &["--", p, "write", "/evil", "evil"])
+        .failed()?;
+    check(
+        std::fs::read_to_string(data.join("f")).unwrap_or_default() == "data",
+        "read-only file changed",
+    )?;
+    check(
+        !data.join("new").exists(),
+        "file created in a read-only bind",
+    )?;
     Ok(())
 }
 
@@ -93,14 +180,30 @@ fn denied_paths_in_rw_tree(ctx: &Ctx) -> Result<(), Failed> {
     let p = ctx.probe();
     let deny = ["--deny", ".env", "--deny", "secrets"];
     let args = |rest: &[&str]| -> Vec<String> {
-        deny.iter().chain(["--"].iter()).chain([p].iter()).chain(rest.iter()).map(|s| s.to_string()).collect()
+        deny.iter()
+            .chain(["--"].iter())
+            .chain([p].iter())
+            .chain(rest.iter())
+            .map(|s| s.to_string())
+            .collect()
     };
-    ctx.run(&ws, &args(&["read", "ok.txt"])).ok()?.stdout_has("fine")?;
-    ctx.run(&ws, &args(&["read", ".env"])).failed()?.stdout_lacks("hunter2")?;
-    ctx.run(&ws, &args(&["read", "secrets/key"])).failed()?.stdout_lacks("PRIVATE")?;
-    ctx.run(&ws, &args(&["list", "secrets"])).stdout_lacks("key")?;
-    ctx.run(&ws, &args(&["write", ".env", "overwritten"])).failed()?;
-    check(std::fs::read_to_string(ws.join(".env")).unwrap_or_default() == "API_KEY=hunter2", ".env changed on the host")?;
+    ctx.run(&ws, &args(&["read", "ok.txt"]))
+        .ok()?
+        .stdout_has("fine")?;
+    ctx.run(&ws, &args(&["read", ".env"]))
+        .failed()?
+        .stdout_lacks("hunter2")?;
+    ctx.run(&ws, &args(&["read", "secrets/key"]))
+        .failed()?
+        .stdout_lacks("PRIVATE")?;
+    ctx.run(&ws, &args(&["list", "secrets"]))
+        .stdout_lacks("key")?;
+    ctx.run(&ws, &args(&["write", ".env", "overwritten"]))
+        .failed()?;
+    check(
+        std::fs::read_to_string(ws.join(".env")).unwrap_or_default() == "API_KEY=hunter2",
+        ".env changed on the host",
+    )?;
     Ok(())
 }
 
@@ -109,13 +212,23 @@ fn missing_denied_path_leaves_nothing(ctx: &Ctx) -> Result<(), Failed> {
     let p = ctx.probe();
     let r = ctx.run(&ws, &["--deny", ".env", "--", p, "exists", ".env"]);
     r.code(1)?;
-    check(!ws.join(".env").exists(), "a denied missing path left a file on the host")?;
-    let entries: Vec<_> = std::fs::read_dir(&ws).map(|d| d.flatten().count()).into_iter().collect();
-    check(entries == [0], format!("workspace not empty after the run: {entries:?}"))?;
+    check(
+        !ws.join(".env").exists(),
+        "a denied missing path left a file on the host",
+    )?;
+    let entries: Vec<_> = std::fs::read_dir(&ws)
+        .map(|d| d.flatten().count())
+        .into_iter()
+        .collect();
+    check(
+        entries == [0],
+        format!("workspace not empty after the run: {entries:?}"),
+    )?;
     // Control: other files can still be written in subdirectories of the workspace.
     let _ = std::fs::create_dir(ws.join("sub"));
     let _ = std::fs::set_permissions(ws.join("sub"), std::fs::Permissions::from_mode(0o777));
-    ctx.run(&ws, &["--deny", ".env", "--", p, "write", "sub/file", "x"]).ok()?;
+    ctx.run(&ws, &["--deny", ".env", "--", p, "write", "sub/file", "x"])
+        .ok()?;
     Ok(())
 }
 
@@ -128,19 +241,36 @@ fn symlink_to_secret(ctx: &Ctx) -> Result<(), Failed> {
     write(&ws.join("plain"), "plain");
     let p = ctx.probe();
     ctx.run(&ws, &["--", p, "read", "plain"]).ok()?;
-    ctx.run(&ws, &["--", p, "read", "link"]).failed()?.stdout_lacks("TOPSECRET")?;
-    ctx.run(&ws, &["--", p, "read", "shadow"]).failed()?.stdout_lacks("root:")?;
+    ctx.run(&ws, &["--", p, "read", "link"])
+        .failed()?
+        .stdout_lacks("TOPSECRET")?;
+    ctx.run(&ws, &["--", p, "read", "shadow"])
+        .failed()?
+        .stdout_lacks("root:")?;
     Ok(())
 }
 
 fn remount_and_umount_fail(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
-    ctx.run(&ws, &["--", "sh", "-c", "test -r /usr/bin/env"]).ok()?;
-    ctx.run(&ws, &["--", "mount", "-o", "remount,rw", "/usr"]).failed()?;
+    ctx.run(&ws, &["--", "sh", "-c", "test -r /usr/bin/env"])
+        .ok()?;
+    ctx.run(&ws, &["--", "mount", "-o", "remount,rw", "/usr"])
+        .failed()?;
     ctx.run(&ws, &["--", "umount", "/usr"]).failed()?;
-    ctx.run(&ws, &["--", "umount", "-l", "/etc/shadow"]).failed()?;
-    ctx.run(&ws, &["--", ctx.probe(), "syscall", "mount-tmpfs"]).failed()?;
-    ctx.run(&ws, &["--", "sh", "-c", "grep -q ' /usr .*ro,' /proc/self/mountinfo"]).ok()?;
+    ctx.run(&ws, &["--", "umount", "-l", "/etc/shadow"])
+        .failed()?;
+    ctx.run(&ws, &["--", ctx.probe(), "syscall", "mount-tmpfs"])
+        .failed()?;
+    ctx.run(
+        &ws,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "grep -q ' /usr .*ro,' /proc/self/mountinfo",
+        ],
+    )
+    .ok()?;
     Ok(())
 }
 
@@ -150,7 +280,10 @@ fn proc_shows_only_sandbox(ctx: &Ctx) -> Result<(), Failed> {
     r.ok()?;
     let pids: Vec<u32> = r.stdout.lines().filter_map(|l| l.parse().ok()).collect();
     check(pids.contains(&1), format!("no pid 1 in /proc: {pids:?}"))?;
-    check(pids.len() <= 3, format!("/proc shows other processes: {pids:?}"))?;
+    check(
+        pids.len() <= 3,
+        format!("/proc shows other processes: {pids:?}"),
+    )?;
     let me = std::process::id();
     check(!pids.contains(&me), "/proc shows the test process")?;
     Ok(())
@@ -160,12 +293,28 @@ fn proc_hardening(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let p = ctx.probe();
     ctx.run(&ws, &["--", p, "read", "/proc/self/status"]).ok()?;
-    ctx.run(&ws, &["--", p, "write", "/proc/sys/kernel/hostname", "evil"]).failed()?;
-    ctx.run(&ws, &["--", "sh", "-c", "grep -q ' /proc/sys .*ro,' /proc/self/mountinfo"]).ok()?;
+    ctx.run(
+        &ws,
+        &["--", p, "write", "/proc/sys/kernel/hostname", "evil"],
+    )
+    .failed()?;
+    ctx.run(
+        &ws,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "grep -q ' /proc/sys .*ro,' /proc/self/mountinfo",
+        ],
+    )
+    .ok()?;
     for masked in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
         if Path::new(masked).exists() {
             let r = ctx.run(&ws, &["--", p, "read", masked]);
-            check(r.code != 0 || r.stdout.is_empty(), format!("{masked} readable: {r:?}"))?;
+            check(
+                r.code != 0 || r.stdout.is_empty(),
+                format!("{masked} readable: {r:?}"),
+            )?;
         }
     }
     Ok(())
@@ -174,12 +323,36 @@ fn proc_hardening(ctx: &Ctx) -> Result<(), Failed> {
 fn dev_is_minimal(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let r = ctx.run(&ws, &["--", ctx.probe(), "list", "/dev"]);
-    r.ok()?.stdout_has("null")?.stdout_has("urandom")?.stdout_has("pts")?;
+    r.ok()?
+        .stdout_has("null")?
+        .stdout_has("urandom")?
+        .stdout_has("pts")?;
     for bad in ["mem", "kmsg", "vda", "sda", "port", "kvm"] {
-        check(!r.stdout.lines().any(|l| l == bad), format!("/dev/{bad} present"))?;
+        check(
+            !r.stdout.lines().any(|l| l == bad),
+            format!("/dev/{bad} present"),
+        )?;
     }
-    ctx.run(&ws, &["--", "sh", "-c", "echo x > /dev/null && head -c 4 /dev/urandom | wc -c | grep -q 4"]).ok()?;
-    ctx.run(&ws, &["--", "sh", "-c", "[ -z \"$(find /dev -type b 2>/dev/null)\" ]"]).ok()?;
+    ctx.run(
+        &ws,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "echo x > /dev/null && head -c 4 /dev/urandom | wc -c | grep -q 4",
+        ],
+    )
+    .ok()?;
+    ctx.run(
+        &ws,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "[ -z \"$(find /dev -type b 2>/dev/null)\" ]",
+        ],
+    )
+    .ok()?;
     Ok(())
 }
 
@@ -197,20 +370,26 @@ fn network_none(ctx: &Ctx) -> Result<(), Failed> {
     ctx.run(&ws, &["--", p, "loopback"]).ok()?;
     // Attacks.
     ctx.run(&ws, &["--", p, "connect-tcp", &addr]).failed()?;
-    ctx.run(&ws, &["--", p, "connect-abstract", &name]).failed()?;
+    ctx.run(&ws, &["--", p, "connect-abstract", &name])
+        .failed()?;
     Ok(())
 }
 
 fn environment_scrubbed(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let r = ctx.run_with(&ws, &["--env", "FOO=bar", "--", ctx.probe(), "env"], |c| {
-        c.env("SECRET_TOKEN", "s3cr3t").env("AWS_SECRET_ACCESS_KEY", "k");
+        c.env("SECRET_TOKEN", "s3cr3t")
+            .env("AWS_SECRET_ACCESS_KEY", "k");
     });
     r.ok()?.stdout_has("FOO=bar")?.stdout_has("PATH=")?;
     r.stdout_lacks("s3cr3t")?.stdout_lacks("AWS_SECRET")?;
-    let r = ctx.run_with(&ws, &["--pass-env", "SECRET_TOKEN", "--", ctx.probe(), "env"], |c| {
-        c.env("SECRET_TOKEN", "passed");
-    });
+    let r = ctx.run_with(
+        &ws,
+        &["--pass-env", "SECRET_TOKEN", "--", ctx.probe(), "env"],
+        |c| {
+            c.env("SECRET_TOKEN", "passed");
+        },
+    );
     r.ok()?.stdout_has("SECRET_TOKEN=passed")?;
     Ok(())
 }
@@ -233,10 +412,23 @@ fn leaked_fd_closed(ctx: &Ctx) -> Result<(), Failed> {
     });
     r.ok()?;
     // Only stdio (0, 1, 2) and the directory fd read_dir itself holds.
-    let fds: Vec<u32> = r.stdout.split_whitespace().filter_map(|s| s.parse().ok()).collect();
-    check(fds.iter().filter(|&&f| f > 2).count() <= 1, format!("leaked fds: {fds:?}"))?;
-    check(!fds.contains(&(fd as u32)) || fd <= 3, format!("fd {fd} leaked: {fds:?}"))?;
-    let r = ctx.run(&ws, &["--", ctx.probe(), "read", &format!("/proc/self/fd/{fd}")]);
+    let fds: Vec<u32> = r
+        .stdout
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    check(
+        fds.iter().filter(|&&f| f > 2).count() <= 1,
+        format!("leaked fds: {fds:?}"),
+    )?;
+    check(
+        !fds.contains(&(fd as u32)) || fd <= 3,
+        format!("fd {fd} leaked: {fds:?}"),
+    )?;
+    let r = ctx.run(
+        &ws,
+        &["--", ctx.probe(), "read", &format!("/proc/self/fd/{fd}")],
+    );
     r.stdout_lacks("TOPSECRET")?;
     Ok(())
 }
@@ -254,8 +446,11 @@ fn exit_codes(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     ctx.run(&ws, &["--", "true"]).code(0)?;
     ctx.run(&ws, &["--", "sh", "-c", "exit 42"]).code(42)?;
-    ctx.run(&ws, &["--", "sh", "-c", "kill -TERM $$"]).code(143)?;
-    ctx.run(&ws, &["--", "no-such-command-xyz"]).code(127)?.stderr_has("not found")?;
+    ctx.run(&ws, &["--", "sh", "-c", "kill -TERM $$"])
+        .code(143)?;
+    ctx.run(&ws, &["--", "no-such-command-xyz"])
+        .code(127)?
+        .stderr_has("not found")?;
     write(&ws.join("not-exec"), "#!/bin/sh\necho hi\n");
     ctx.run(&ws, &["--", "./not-exec"]).code(126)?;
     Ok(())
@@ -273,7 +468,10 @@ fn stdin_passes_through(ctx: &Ctx) -> Result<(), Failed> {
     }
     let out = child.wait_with_output()?;
     check(out.status.success(), format!("cat failed: {out:?}"))?;
-    check(String::from_utf8_lossy(&out.stdout) == "through the sandbox\n", format!("stdin lost: {out:?}"))?;
+    check(
+        String::from_utf8_lossy(&out.stdout) == "through the sandbox\n",
+        format!("stdin lost: {out:?}"),
+    )?;
     Ok(())
 }
 
@@ -282,14 +480,18 @@ fn orphans_reaped(ctx: &Ctx) -> Result<(), Failed> {
     // Orphans re-parented to pid 1 must be reaped: no zombie remains.
     let script = "for i in 1 2 3; do (sh -c 'exit 0' &) ; done; sleep 0.3; \
                   z=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); echo zombies=$z";
-    ctx.run(&ws, &["--", "sh", "-c", script]).ok()?.stdout_has("zombies=0")?;
+    ctx.run(&ws, &["--", "sh", "-c", script])
+        .ok()?
+        .stdout_has("zombies=0")?;
     Ok(())
 }
 
 fn processes_with_marker(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(marker) {
             found.push(pid);
@@ -302,32 +504,53 @@ fn sigkill_of_sandbox_kills_all(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let marker = format!("77.{}", std::process::id());
     let mut child = ctx
-        .command(&ws, &["--", "sh", "-c", &format!("sleep {marker} & sleep {marker}")])
+        .command(
+            &ws,
+            &[
+                "--",
+                "sh",
+                "-c",
+                &format!("sleep {marker} & sleep {marker}"),
+            ],
+        )
         .spawn()?;
     let start = Instant::now();
-    while processes_with_marker(&format!("sleep {marker}")).len() < 2 && start.elapsed() < Duration::from_secs(5) {
+    while processes_with_marker(&format!("sleep {marker}")).len() < 2
+        && start.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
-    check(processes_with_marker(&format!("sleep {marker}")).len() >= 2, "the sandboxed sleeps never started")?;
+    check(
+        processes_with_marker(&format!("sleep {marker}")).len() >= 2,
+        "the sandboxed sleeps never started",
+    )?;
     child.kill()?;
     let _ = child.wait();
     let start = Instant::now();
-    while !processes_with_marker(&format!("sleep {marker}")).is_empty() && start.elapsed() < Duration::from_secs(3) {
+    while !processes_with_marker(&format!("sleep {marker}")).is_empty()
+        && start.elapsed() < Duration::from_secs(3)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let left = processes_with_marker(&format!("sleep {marker}"));
-    check(left.is_empty(), format!("processes survived the sandbox's SIGKILL: {left:?}"))
+    check(
+        left.is_empty(),
+        format!("processes survived the sandbox's SIGKILL: {left:?}"),
+    )
 }
 
 fn pid1_not_reachable(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let p = ctx.probe();
-    ctx.run(&ws, &["--", p, "read", "/proc/self/cmdline"]).ok()?;
+    ctx.run(&ws, &["--", p, "read", "/proc/self/cmdline"])
+        .ok()?;
     ctx.run(&ws, &["--", p, "read", "/proc/1/mem"]).failed()?;
-    ctx.run(&ws, &["--", p, "read", "/proc/1/environ"]).failed()?;
+    ctx.run(&ws, &["--", p, "read", "/proc/1/environ"])
+        .failed()?;
     ctx.run(&ws, &["--", "readlink", "/proc/1/exe"]).failed()?;
     ctx.run(&ws, &["--", p, "ptrace", "1"]).failed()?;
-    ctx.run(&ws, &["--", p, "write", "/proc/1/exe", "x"]).failed()?;
+    ctx.run(&ws, &["--", p, "write", "/proc/1/exe", "x"])
+        .failed()?;
     Ok(())
 }
 
@@ -338,7 +561,10 @@ fn ids_inside(ctx: &Ctx) -> Result<(), Failed> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     let expected = if me == 0 { 65534 } else { me };
-    check(r.stdout.trim() == expected.to_string(), format!("euid inside {} (expected {expected})", r.stdout.trim()))
+    check(
+        r.stdout.trim() == expected.to_string(),
+        format!("euid inside {} (expected {expected})", r.stdout.trim()),
+    )
 }
 
 fn bad_input_runs_nothing(ctx: &Ctx) -> Result<(), Failed> {
@@ -367,12 +593,18 @@ fn bad_input_runs_nothing(ctx: &Ctx) -> Result<(), Failed> {
         args.extend(["--", "touch", m]);
         let r = ctx.run(&ws, &args);
         check(r.code == 125, format!("{case:?}: expected 125, got {r:?}"))?;
-        check(r.stderr.contains("sandbox: error") || r.stderr.contains("error"), format!("{case:?}: no error message: {r:?}"))?;
+        check(
+            r.stderr.contains("sandbox: error") || r.stderr.contains("error"),
+            format!("{case:?}: no error message: {r:?}"),
+        )?;
         check(!marker.exists(), format!("{case:?}: the command ran"))?;
     }
     // Control: the same command with good input runs.
     let _ = ctx.run(&ws, &["--", "touch", m]);
-    check(marker.exists() || !ctx.userns.is_ok(), "the control command did not run")?;
+    check(
+        marker.exists() || !ctx.userns.is_ok(),
+        "the control command did not run",
+    )?;
     Ok(())
 }
 
@@ -386,7 +618,10 @@ fn dangerous_cwd_refused(ctx: &Ctx) -> Result<(), Failed> {
         if home.is_dir() && home != Path::new("/") {
             let r = ctx.run(home, &["--", "true"]);
             check(r.code == 125, format!("cwd $HOME: expected 125, got {r:?}"))?;
-            check(r.stderr.contains("home"), format!("reason does not say home: {r:?}"))?;
+            check(
+                r.stderr.contains("home"),
+                format!("reason does not say home: {r:?}"),
+            )?;
         }
     }
     Ok(())
@@ -395,7 +630,10 @@ fn dangerous_cwd_refused(ctx: &Ctx) -> Result<(), Failed> {
 fn signals_forwarded(ctx: &Ctx) -> Result<(), Failed> {
     let ws = ctx.workspace();
     let script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done";
-    let mut child = ctx.command(&ws, &["--", "sh", "-c", script]).stdout(Stdio::piped()).spawn()?;
+    let mut child = ctx
+        .command(&ws, &["--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()?;
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let mut buf = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut buf)?;
@@ -404,14 +642,20 @@ fn signals_forwarded(ctx: &Ctx) -> Result<(), Failed> {
     let status = child.wait()?;
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest)?;
-    check(rest.contains("got-term"), format!("TERM not forwarded: {rest:?}"))?;
+    check(
+        rest.contains("got-term"),
+        format!("TERM not forwarded: {rest:?}"),
+    )?;
     check(status.code() == Some(7), format!("exit status {status:?}"))
 }
 
 /// A policy built by hand (the library path, without the CLI).
 fn library_policy(ctx: &Ctx, ws: &Path) -> sandbox_core::ResolvedPolicy {
     use sandbox_core::*;
-    let ro = |p: &Path, optional| PathRule { path: p.to_path_buf(), optional };
+    let ro = |p: &Path, optional| PathRule {
+        path: p.to_path_buf(),
+        optional,
+    };
     ResolvedPolicy {
         description: "test".into(),
         isolation: Isolation::Namespaces,
@@ -472,7 +716,10 @@ fn launch_under_allocating_threads(ctx: &Ctx) -> Result<(), Failed> {
     let start = Instant::now();
     let mut result = Ok(());
     for i in 0..200 {
-        let out = sandbox.command(ctx.probe()).args(["exit", &(i % 7).to_string()]).output();
+        let out = sandbox
+            .command(ctx.probe())
+            .args(["exit", &(i % 7).to_string()])
+            .output();
         match out {
             Ok(o) if o.outcome.exit_code() == i % 7 => {}
             other => {
@@ -488,5 +735,8 @@ fn launch_under_allocating_threads(ctx: &Ctx) -> Result<(), Failed> {
     stop.store(true, Ordering::Relaxed);
     let allocations: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
     result?;
-    check(allocations > 1000, format!("the allocating threads barely ran ({allocations})"))
+    check(
+        allocations > 1000,
+        format!("the allocating threads barely ran ({allocations})"),
+    )
 }

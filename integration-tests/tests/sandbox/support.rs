@@ -200,7 +200,9 @@ impl Ctx {
                 Some(abi) => Some(("landlock", format!("ABI {abi} < {n}"))),
                 None => Some(("landlock", "not supported by this kernel".into())),
             },
-            Needs::CgroupLimits => cgroup_limits_usable(self.root).err().map(|w| ("cgroup limits", w)),
+            Needs::CgroupLimits => cgroup_limits_usable(self.root)
+                .err()
+                .map(|w| ("cgroup limits", w)),
         }
     }
 
@@ -294,16 +296,21 @@ fn cgroup_limits_usable(root: bool) -> Result<(), String> {
             .trim_start_matches('/')
             .to_string();
         let dir = Path::new("/sys/fs/cgroup").join(rel);
-        let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let controllers =
+            std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         let writable = root || {
-            let c = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap_or_default();
+            let c = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())
+                .unwrap_or_default();
             // SAFETY: access on a valid C string.
             unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
         };
         if writable && controllers.contains("memory") && controllers.contains("pids") {
             return Ok(());
         }
-        return Err(format!("cgroup v2 not delegated to this user (own cgroup {})", dir.display()));
+        return Err(format!(
+            "cgroup v2 not delegated to this user (own cgroup {})",
+            dir.display()
+        ));
     }
     if Path::new("/sys/fs/cgroup/memory").is_dir() && root {
         return Ok(());

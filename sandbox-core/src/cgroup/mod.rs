@@ -32,7 +32,6 @@
 
 // The launcher (issue 2) calls this layer; until it is wired in, the non-test build sees it unused.
 
-
 mod fsio;
 mod host;
 mod v1;
