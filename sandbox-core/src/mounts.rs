@@ -206,16 +206,6 @@ fn host_backed(mounts: &[(PathBuf, bool)], p: &Path) -> bool {
         .is_some_and(|(_, bind)| *bind)
 }
 
-/// A mask is read-only, so the command cannot chmod or fill the (shared) empty mask file.
-fn mask_read_only(target: CString) -> MountOp {
-    MountOp::Restrict {
-        target,
-        writable: false,
-        fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        optional: false,
-    }
-}
-
 /// Parent: compile the mount plan of `policy`.
 pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
     let fs = &policy.filesystem;
@@ -330,6 +320,16 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             path: cstring(&mask_file)?,
         },
         &mask_file,
+    );
+    // Read-only from here on: every bind of the mask file inherits the flag, so the command
+    // can neither chmod nor fill the (shared) empty file, without one more mount per mask.
+    push(
+        &mut plan,
+        MountOp::RemountReadOnly {
+            target: cstring(&mask_dir)?,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        },
+        &mask_dir,
     );
 
     // Directories created on tmpfs so far, and every mount made: (path, is a host bind).
@@ -474,7 +474,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
                 }
             };
             push(&mut plan, op, p);
-            push(&mut plan, mask_read_only(target), p);
         }
     }
 
@@ -524,16 +523,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
             MountOp::Bind {
                 source: cstring(&mask_file)?,
                 target: target.clone(),
-                optional: true,
-            },
-            &Path::new("/proc").join(name),
-        );
-        push(
-            &mut plan,
-            MountOp::Restrict {
-                target,
-                writable: false,
-                fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 optional: true,
             },
             &Path::new("/proc").join(name),
