@@ -208,6 +208,7 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
         .command(program)
         .args(rest)
         .forward_signals(true)
+        .terminal(true)
         .spawn()?;
     let outcome = child.wait()?;
     report::summary(&outcome, &limits);

@@ -50,6 +50,7 @@ impl Sandbox {
             cwd: None,
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             forward_signals: false,
+            terminal: false,
         }
     }
 }
@@ -78,6 +79,7 @@ pub struct Command {
     cwd: Option<PathBuf>,
     stdio: [Stdio; 3],
     forward_signals: bool,
+    terminal: bool,
 }
 
 /// The output of [`Command::output`].
@@ -149,17 +151,52 @@ impl Command {
         self
     }
 
+    /// When the caller's stdin and stdout are terminals, give the command a pseudo-terminal of
+    /// its own (stdin, stdout and stderr), relayed by [`Child::wait`], with the caller's
+    /// terminal in raw mode meanwhile. The command then cannot inject input into, or change
+    /// the settings of, the caller's terminal. Otherwise stdio passes through untouched.
+    pub fn terminal(&mut self, on: bool) -> &mut Command {
+        self.terminal = on;
+        self
+    }
+
     /// Start the sandbox. Returns once the command has been exec'd (or failed to start).
     pub fn spawn(&mut self) -> Result<Child> {
         let started = Instant::now();
+        let inherits = |s: &Stdio| matches!(s, Stdio::Inherit);
+        let pty = if self.terminal
+            && self.stdio.iter().all(inherits)
+            && crate::pty::is_terminal(0)
+            && crate::pty::is_terminal(1)
+        {
+            Some(crate::pty::open(0)?)
+        } else {
+            None
+        };
         let spec = CommandSpec {
             program: &self.program,
             args: &self.args,
             env: &self.env,
             cwd: self.cwd.as_deref(),
+            console: pty.as_ref().map(|p| p.path.as_path()),
         };
         let mut plan = launch::compile(&self.policy, &spec, true)?;
         let mut child_ends: [Option<OwnedFd>; 3] = [None, None, None];
+        let pty = match pty {
+            Some(pty) => {
+                for end in child_ends.iter_mut() {
+                    *end = Some(
+                        pty.slave
+                            .try_clone()
+                            .map_err(Error::launch("duplicating the pseudo-terminal"))?,
+                    );
+                }
+                plan.controlling_terminal = true;
+                Some(pty.master)
+            }
+            None => None,
+        };
+
         let mut parent_ends: [Option<File>; 3] = [None, None, None];
         for (i, s) in self.stdio.iter_mut().enumerate() {
             match std::mem::replace(s, Stdio::Inherit) {
@@ -182,7 +219,7 @@ impl Command {
             }
         }
         let signals = if self.forward_signals {
-            Some(crate::supervisor::forwarded_signal_fd()?)
+            Some(crate::supervisor::forwarded_signal_fd(pty.is_some())?)
         } else {
             None
         };
@@ -209,6 +246,9 @@ impl Command {
             plan.cgroup.enforcement.clone(),
         );
         child.set_private_tmp(plan.private_tmp.take());
+        if let Some(master) = pty {
+            child.set_relay(crate::pty::Relay::new(master, 0, 1));
+        }
         if let Some(fd) = signals {
             child.set_signal_fd(fd);
         }
@@ -231,6 +271,7 @@ impl Command {
             args: &self.args,
             env: &self.env,
             cwd: self.cwd.as_deref(),
+            console: None,
         };
         launch::compile(&self.policy, &spec, false).map(drop)
     }

@@ -135,6 +135,8 @@ pub(crate) struct Plan {
     pub(crate) cgroup: CgroupSetup,
     /// Landlock mode: the private temporary directory to remove when the sandbox ends.
     pub(crate) private_tmp: Option<PathBuf>,
+    /// stdin is the command's own pseudo-terminal: make it the session's controlling terminal.
+    pub(crate) controlling_terminal: bool,
 }
 
 fn cstr(what: &str, s: &OsStr) -> Result<CString> {
@@ -147,6 +149,8 @@ pub(crate) struct CommandSpec<'a> {
     pub(crate) args: &'a [OsString],
     pub(crate) env: &'a [(OsString, OsString)],
     pub(crate) cwd: Option<&'a Path>,
+    /// The host path of the command's own pseudo-terminal, if it gets one.
+    pub(crate) console: Option<&'a Path>,
 }
 
 /// The scrubbed environment: PATH, HOME, TERM, LANG, LC_* from the caller, then the policy's
@@ -213,7 +217,7 @@ pub(crate) fn compile(
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
     let mounts = if namespaced {
-        Some(mounts::prepare(policy)?)
+        Some(mounts::prepare(policy, spec.console)?)
     } else {
         None
     };
@@ -321,6 +325,7 @@ pub(crate) fn compile(
         layers,
         cgroup,
         private_tmp,
+        controlling_terminal: false,
     })
 }
 
@@ -575,6 +580,10 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         // 2. A new session: no controlling terminal, so no TIOCSTI into the caller's tty.
         if libc::setsid() < 0 {
             fail(err, Stage::Session, 0, Errno::last());
+        }
+        // Only ever the sandbox's own pseudo-terminal, never the caller's.
+        if plan.controlling_terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            fail(err, Stage::Session, 1, Errno::last());
         }
         if plan.isolation == Isolation::Landlock {
             init::reset_signals();

@@ -16,6 +16,7 @@ mod namespaces;
 mod network;
 mod plan;
 mod policy;
+mod pty;
 mod seccomp;
 mod supervisor;
 mod sys;

@@ -207,7 +207,7 @@ fn host_backed(mounts: &[(PathBuf, bool)], p: &Path) -> bool {
 }
 
 /// Parent: compile the mount plan of `policy`.
-pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
+pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result<MountPlan> {
     let fs = &policy.filesystem;
     let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut visible: Vec<Visible> = Vec::new();
@@ -562,6 +562,27 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> Result<MountPlan> {
                 optional: false,
             },
             &host,
+        );
+    }
+    // The command's own pseudo-terminal lives in the host's devpts; bound at /dev/console so
+    // ttyname() finds it (the sandbox's /dev/pts is a fresh instance), as LXC does.
+    if let Some(console) = console {
+        let target = cstring(&dev.join("console"))?;
+        push(
+            &mut plan,
+            MountOp::MkFile {
+                path: target.clone(),
+            },
+            Path::new("/dev/console"),
+        );
+        push(
+            &mut plan,
+            MountOp::Bind {
+                source: cstring(console)?,
+                target,
+                optional: false,
+            },
+            console,
         );
     }
     for (name, target) in DEV_LINKS {

@@ -82,6 +82,8 @@ pub struct Child {
     killed_for_timeout: bool,
     /// Landlock mode's private temporary directory, removed when the sandbox ends.
     private_tmp: Option<std::path::PathBuf>,
+    /// The command's own terminal, relayed to the caller's.
+    relay: Option<crate::pty::Relay>,
     /// A signalfd for the signals [`crate::Command::forward_signals`] passes on.
     signals: Option<OwnedFd>,
     /// The command's stdin, when [`crate::Stdio::Piped`].
@@ -118,6 +120,7 @@ impl Child {
             outcome: None,
             killed_for_timeout: false,
             signals: None,
+            relay: None,
             private_tmp: None,
             stdin: None,
             stdout: None,
@@ -127,6 +130,10 @@ impl Child {
 
     pub(crate) fn set_private_tmp(&mut self, dir: Option<std::path::PathBuf>) {
         self.private_tmp = dir;
+    }
+
+    pub(crate) fn set_relay(&mut self, relay: crate::pty::Relay) {
+        self.relay = Some(relay);
     }
 
     pub(crate) fn set_signal_fd(&mut self, fd: OwnedFd) {
@@ -243,6 +250,12 @@ impl Child {
                 }
                 _ => -1,
             };
+            let none = libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            };
+            let relay_fds = self.relay.as_ref().map_or([none; 2], |r| r.pollfds());
             let mut pfds = [
                 libc::pollfd {
                     fd: pidfd.as_raw_fd(),
@@ -254,15 +267,20 @@ impl Child {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                relay_fds[0],
+                relay_fds[1],
             ];
-            // SAFETY: pfds is a valid array of two pollfd.
-            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout_ms) };
+            // SAFETY: pfds is a valid array of four pollfd.
+            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 4, timeout_ms) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(Error::launch("waiting for the sandbox")(e));
+            }
+            if let Some(relay) = self.relay.as_mut() {
+                relay.ready(&[pfds[2], pfds[3]]);
             }
             if let Some(sfd) = signals {
                 if pfds[1].revents & libc::POLLIN != 0 {
@@ -279,6 +297,12 @@ impl Child {
                     };
                     if r == size as isize {
                         let sig = info.ssi_signo as libc::c_int;
+                        if sig == libc::SIGWINCH {
+                            if let Some(relay) = &self.relay {
+                                relay.resize();
+                            }
+                            continue;
+                        }
                         if sig == libc::SIGINT || sig == libc::SIGTERM {
                             interrupts += 1;
                         }
@@ -316,6 +340,9 @@ impl Child {
                 return Ok(None);
             }
             return Err(Error::launch("waiting for the sandbox")(e));
+        }
+        if let Some(mut relay) = self.relay.take() {
+            relay.drain();
         }
         // pid 1 reports the command's own wait status; without it (timeout, kill, landlock
         // mode) the first process's status is the command's.
@@ -385,13 +412,16 @@ impl Drop for Child {
 
 /// Block the forwarded signals in the calling thread and open a signalfd for them. Called
 /// before the clone, so a signal that arrives while the sandbox starts is queued, not lost.
-pub(crate) fn forwarded_signal_fd() -> Result<OwnedFd> {
+pub(crate) fn forwarded_signal_fd(winch: bool) -> Result<OwnedFd> {
     // SAFETY: sigset manipulation and signalfd on stack data.
     let sfd = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in crate::init::FORWARDED {
             libc::sigaddset(&mut set, s);
+        }
+        if winch {
+            libc::sigaddset(&mut set, libc::SIGWINCH);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::signalfd(-1, &set, libc::SFD_CLOEXEC)
