@@ -16,6 +16,7 @@ mod namespaces;
 mod network;
 mod plan;
 mod policy;
+mod probe;
 mod seccomp;
 mod supervisor;
 mod sys;
@@ -26,4 +27,8 @@ pub use error::{CapabilityError, CgroupError, Error, LandlockError, PolicyError,
 pub use landlock::{abi_version as landlock_abi_version, probe as landlock_probe, Unavailable as LandlockUnavailable};
 pub use plan::LayerStatus;
 pub use policy::*;
+pub use probe::{
+    check_policy, probe_host, HostReport, LandlockLevel, LandlockReport, LayerReport, PolicyCheck,
+    SeccompAction, SeccompReport, UsernsReport,
+};
 pub use supervisor::{Child, Outcome, Usage};
