@@ -16,6 +16,7 @@ mod namespaces;
 mod network;
 mod plan;
 mod policy;
+mod probe;
 mod pty;
 mod seccomp;
 mod supervisor;
@@ -32,4 +33,8 @@ pub use landlock::{
 };
 pub use plan::LayerStatus;
 pub use policy::*;
+pub use probe::{
+    check_policy, probe_host, HostReport, LandlockLevel, LandlockReport, LayerReport, PolicyCheck,
+    SeccompAction as SeccompActionReport, SeccompReport, UsernsReport,
+};
 pub use supervisor::{Child, Outcome, Usage};
