@@ -222,6 +222,9 @@ pub(crate) fn compile(
         None
     };
 
+    if namespaced {
+        refuse_carves_under_tmpfs(policy)?;
+    }
     let mut child_paths: Vec<(PathBuf, ChildAccess)> = Vec::new();
     if let Some(m) = &mounts {
         child_paths.push(("/".into(), ChildAccess::RootDir));
@@ -257,7 +260,18 @@ pub(crate) fn compile(
         child_paths: &child_paths,
         extra_read_write: &extra_read_write,
     })?;
-    let seccomp = seccomp::prepare(&policy.seccomp, &policy.network, policy.isolation)?;
+    // ptrace stays usable by debuggers where something else confines it to the sandbox.
+    let ptrace_confined = namespaced
+        || !matches!(
+            landlock_status,
+            LayerStatus::Unavailable(_) | LayerStatus::Disabled
+        );
+    let seccomp = seccomp::prepare(
+        &policy.seccomp,
+        &policy.network,
+        policy.isolation,
+        ptrace_confined,
+    )?;
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
     let cgroup = if create_cgroup {
@@ -327,6 +341,54 @@ pub(crate) fn compile(
         private_tmp,
         controlling_terminal: false,
     })
+}
+
+/// Fail closed where Landlock cannot do what the policy asks: a rule on a fresh tmpfs (the
+/// sandbox's `/tmp`) grants everything beneath it, host directories bound there included, and
+/// Landlock has no way to subtract. So a `write_only` drop box, or a missing `deny` path inside
+/// a shared directory, beneath a tmpfs would silently be readable / creatable.
+fn refuse_carves_under_tmpfs(policy: &ResolvedPolicy) -> Result<()> {
+    let fs = &policy.filesystem;
+    let binds: Vec<&Path> = fs
+        .read_only
+        .iter()
+        .chain(&fs.read_write)
+        .chain(&fs.write_only)
+        .map(|r| r.path.as_path())
+        .collect();
+    let refuse = |key: &'static str, path: &Path, what: &str| -> Result<()> {
+        for t in &fs.tmpfs {
+            let host_backed = binds
+                .iter()
+                .any(|b| b.starts_with(t) && b != &t.as_path() && path.starts_with(b));
+            if path != t.as_path() && path.starts_with(t) && host_backed {
+                return Err(Error::Path {
+                    key,
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{what} beneath the tmpfs {}: Landlock's rule on that tmpfs covers every directory bound beneath it, so this cannot be enforced there; move the shared directory out of {}, or drop {} from filesystem.tmpfs",
+                        t.display(),
+                        t.display(),
+                        t.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    };
+    for w in &fs.write_only {
+        refuse("filesystem.write_only", &w.path, "a write-only drop box")?;
+    }
+    for d in &fs.deny {
+        if std::fs::symlink_metadata(d).is_err() {
+            refuse(
+                "filesystem.deny",
+                d,
+                "a denied path that does not exist yet (Landlock must refuse its creation)",
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Landlock mode's stand-in for a fresh /tmp: a new mode-0700 directory owned by the caller

@@ -129,13 +129,19 @@ const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 /// Filters compiled for settings without `allow`/`deny` lists, per (profile, action, variant):
 /// every launch with the same settings reuses the same program.
-static CACHE: [OnceLock<Arc<[sock_filter]>>; 18] = [const { OnceLock::new() }; 18];
+static CACHE: [OnceLock<Arc<[sock_filter]>>; 36] = [const { OnceLock::new() }; 36];
 
 /// Parent: validate the `allow`/`deny` names and compile the policy's profile.
+///
+/// `ptrace_confined`: another layer already keeps ptrace and its relatives
+/// (`process_vm_*`, `kcmp`, `pidfd_getfd`, `process_madvise`) inside the sandbox — the pid
+/// namespace, or in landlock isolation an enforced Landlock domain (Landlock refuses
+/// `ptrace_may_access` across domains since ABI 1). Only then do debuggers keep them.
 pub(crate) fn prepare(
     settings: &SeccompSettings,
     network: &ResolvedNetwork,
     isolation: Isolation,
+    ptrace_confined: bool,
 ) -> Result<SeccompPlan, SeccompError> {
     validate_names("seccomp.allow", &settings.allow)?;
     validate_names("seccomp.deny", &settings.deny)?;
@@ -149,17 +155,19 @@ pub(crate) fn prepare(
     })?;
     let program = if settings.allow.is_empty() && settings.deny.is_empty() {
         let index =
-            profile_index * 9 + action_index(settings.action) * 3 + variant(network, isolation);
+            (profile_index * 9 + action_index(settings.action) * 3 + variant(network, isolation))
+                * 2
+                + usize::from(ptrace_confined);
         match CACHE[index].get() {
             Some(program) => Arc::clone(program),
             None => {
                 let program: Arc<[sock_filter]> =
-                    compile(arch, settings, network, isolation)?.into();
+                    compile(arch, settings, network, isolation, ptrace_confined)?.into();
                 Arc::clone(CACHE[index].get_or_init(|| program))
             }
         }
     } else {
-        compile(arch, settings, network, isolation)?.into()
+        compile(arch, settings, network, isolation, ptrace_confined)?.into()
     };
     Ok(SeccompPlan {
         program: Some(program),
@@ -258,6 +266,7 @@ fn decisions(
     settings: &SeccompSettings,
     network: &ResolvedNetwork,
     isolation: Isolation,
+    ptrace_confined: bool,
 ) -> (HashMap<&'static str, Leaf>, Rules) {
     let deny = match settings.action {
         SeccompAction::Errno => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
@@ -266,7 +275,7 @@ fn decisions(
     };
     let allow = Leaf::Ret(libc::SECCOMP_RET_ALLOW);
     let strict = settings.profile == SeccompProfile::Strict;
-    let no_pid_namespace = isolation == Isolation::Landlock;
+    let no_pid_namespace = isolation == Isolation::Landlock && !ptrace_confined;
 
     let mut map: HashMap<&'static str, Leaf> = HashMap::with_capacity(400);
     for name in profile::DEFAULT_ALLOW {
@@ -322,8 +331,9 @@ fn compile(
     settings: &SeccompSettings,
     network: &ResolvedNetwork,
     isolation: Isolation,
+    ptrace_confined: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
-    let (map, rules) = decisions(settings, network, isolation);
+    let (map, rules) = decisions(settings, network, isolation, ptrace_confined);
     let deny = Leaf::Ret(rules.deny);
     let program = bpf::compile(
         arch.audit,

@@ -32,7 +32,13 @@ fn decide(program: &[sock_filter], arch: &Arch, name: &str, args: [u64; 6]) -> u
 }
 
 fn compiled(arch: &Arch, s: &SeccompSettings) -> Vec<sock_filter> {
-    match compile(arch, s, &ResolvedNetwork::default(), Isolation::Namespaces) {
+    match compile(
+        arch,
+        s,
+        &ResolvedNetwork::default(),
+        Isolation::Namespaces,
+        false,
+    ) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
@@ -241,6 +247,7 @@ fn strict_and_landlock_drop_cross_process_calls() {
         &settings(SeccompProfile::Default),
         &no_net,
         Isolation::Landlock,
+        false,
     ) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
@@ -259,6 +266,7 @@ fn strict_and_landlock_drop_cross_process_calls() {
         &settings(SeccompProfile::Default),
         &host,
         Isolation::Landlock,
+        false,
     ) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
@@ -296,7 +304,8 @@ fn actions_and_overrides() {
     assert!(prepare(
         &adjusted,
         &ResolvedNetwork::default(),
-        Isolation::Namespaces
+        Isolation::Namespaces,
+        false
     )
     .is_ok());
 }
@@ -320,7 +329,12 @@ fn unknown_names_are_errors_naming_the_key() {
             },
         ),
     ] {
-        match prepare(&s, &ResolvedNetwork::default(), Isolation::Namespaces) {
+        match prepare(
+            &s,
+            &ResolvedNetwork::default(),
+            Isolation::Namespaces,
+            false,
+        ) {
             Err(e @ SeccompError::UnknownSyscall { .. }) => {
                 let msg = e.to_string();
                 assert!(msg.starts_with(key), "{msg}");
@@ -338,12 +352,12 @@ fn unknown_names_are_errors_naming_the_key() {
 fn profile_none_is_disabled_and_default_is_cached() {
     let none = settings(SeccompProfile::None);
     let net = ResolvedNetwork::default();
-    let plan = prepare(&none, &net, Isolation::Namespaces).map_err(|e| e.to_string());
+    let plan = prepare(&none, &net, Isolation::Namespaces, false).map_err(|e| e.to_string());
     assert_eq!(plan.as_ref().map(status), Ok(LayerStatus::Disabled));
 
     let default = settings(SeccompProfile::Default);
-    let a = prepare(&default, &net, Isolation::Namespaces).map_err(|e| e.to_string());
-    let b = prepare(&default, &net, Isolation::Namespaces).map_err(|e| e.to_string());
+    let a = prepare(&default, &net, Isolation::Namespaces, false).map_err(|e| e.to_string());
+    let b = prepare(&default, &net, Isolation::Namespaces, false).map_err(|e| e.to_string());
     let (Ok(a), Ok(b)) = (a, b) else {
         panic!("prepare failed")
     };
@@ -352,7 +366,7 @@ fn profile_none_is_disabled_and_default_is_cached() {
         (Some(x), Some(y)) => assert!(Arc::ptr_eq(x, y)),
         _ => panic!("no program"),
     }
-    let c = prepare(&default, &net, Isolation::Landlock).map_err(|e| e.to_string());
+    let c = prepare(&default, &net, Isolation::Landlock, false).map_err(|e| e.to_string());
     match (&a.program, c.as_ref().map(|c| &c.program)) {
         (Some(x), Ok(Some(y))) => assert!(!Arc::ptr_eq(x, y), "landlock variant is separate"),
         _ => panic!("no program"),
@@ -367,13 +381,13 @@ fn prepare_timing() {
     let rounds = 200u32;
     let start = Instant::now();
     for _ in 0..rounds {
-        assert!(compile(arch, &s, &net, Isolation::Namespaces).is_ok());
+        assert!(compile(arch, &s, &net, Isolation::Namespaces, false).is_ok());
     }
     let compile_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
-    let _ = prepare(&s, &net, Isolation::Namespaces);
+    let _ = prepare(&s, &net, Isolation::Namespaces, false);
     let start = Instant::now();
     for _ in 0..rounds {
-        assert!(prepare(&s, &net, Isolation::Namespaces).is_ok());
+        assert!(prepare(&s, &net, Isolation::Namespaces, false).is_ok());
     }
     let cached_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
     println!("prepare: compile {compile_us:.1} us, cached {cached_us:.2} us");
@@ -459,6 +473,7 @@ fn plan_for(profile: SeccompProfile) -> SeccompPlan {
         &settings(profile),
         &ResolvedNetwork::default(),
         Isolation::Namespaces,
+        false,
     ) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
@@ -649,7 +664,12 @@ fn kill_action_and_x32_kill_the_process() {
         action: SeccompAction::Kill,
         ..settings(SeccompProfile::Default)
     };
-    let plan = match prepare(&kill, &ResolvedNetwork::default(), Isolation::Namespaces) {
+    let plan = match prepare(
+        &kill,
+        &ResolvedNetwork::default(),
+        Isolation::Namespaces,
+        false,
+    ) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
