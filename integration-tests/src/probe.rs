@@ -71,10 +71,7 @@ fn syscall(name: &str) -> i32 {
                     r
                 }
             }
-            "clone3" => {
-                let r = libc::syscall(libc::SYS_clone3, 0, 0);
-                r
-            }
+            "clone3" => libc::syscall(libc::SYS_clone3, 0, 0),
             "fork" => {
                 let pid = libc::fork();
                 if pid == 0 {
