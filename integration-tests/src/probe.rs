@@ -52,7 +52,9 @@ fn syscall(name: &str) -> i32 {
             ),
             "bpf" => libc::syscall(libc::SYS_bpf, 0, 0, 0),
             "perf_event_open" => libc::syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0),
-            "userfaultfd" => libc::syscall(libc::SYS_userfaultfd, 0),
+            // UFFD_USER_MODE_ONLY (1): allowed unprivileged even with
+            // vm.unprivileged_userfaultfd = 0, so only seccomp can refuse it.
+            "userfaultfd" => libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | 1),
             "io_uring_setup" => {
                 let mut params = [0u8; 120];
                 libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr())
@@ -81,6 +83,14 @@ fn syscall(name: &str) -> i32 {
                 pid as i64
             }
             "tiocsti" => {
+                let c: libc::c_char = b'x' as libc::c_char;
+                libc::ioctl(0, libc::TIOCSTI, &c) as i64
+            }
+            "tiocsti-steal" => {
+                // Leave the sandbox's session, try to make fd 0 our controlling terminal, inject.
+                let sid = libc::setsid();
+                let ctty = libc::ioctl(0, libc::TIOCSCTTY, 0);
+                eprintln!("setsid {sid} tiocsctty {ctty} errno {}", errno());
                 let c: libc::c_char = b'x' as libc::c_char;
                 libc::ioctl(0, libc::TIOCSTI, &c) as i64
             }
@@ -160,6 +170,16 @@ fn main() {
                 std::os::unix::net::SocketAddr::from_abstract_name(arg(1).as_bytes())
                     .and_then(|a| UnixStream::connect_addr(&a)),
             )
+        }
+        "bind-tcp" => io_report(TcpListener::bind(arg(1))),
+        "abstract-self" => {
+            // Bind an abstract unix socket and connect to it from the same process.
+            use std::os::linux::net::SocketAddrExt;
+            io_report((|| {
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(arg(1).as_bytes())?;
+                let _l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+                UnixStream::connect_addr(&addr)
+            })())
         }
         "loopback" => io_report((|| {
             let l = TcpListener::bind("127.0.0.1:0")?;
@@ -288,6 +308,16 @@ fn main() {
                 }
             }
             println!("daemonized");
+            0
+        }
+        "ptraceable" => {
+            // A helper outside the sandbox: any process of the same uid may trace it (even
+            // under Yama ptrace_scope 1); says "ready", then sleeps.
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0) };
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_secs_f64(arg(1).parse().unwrap_or(30.0)));
             0
         }
         "sleep" => {

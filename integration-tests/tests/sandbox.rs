@@ -12,6 +12,7 @@
 mod sandbox {
     pub mod core;
     pub mod doctor;
+    pub mod privilege;
     pub mod support;
 }
 
@@ -23,6 +24,7 @@ fn main() {
     let mut tests = Vec::new();
     sandbox::core::register(&ctx, &mut tests);
     sandbox::doctor::register(&ctx, &mut tests);
+    sandbox::privilege::register(&ctx, &mut tests);
     libtest_mimic::run(
         &args,
         tests.into_iter().map(|t| t.into_trial(&ctx)).collect(),

@@ -151,7 +151,18 @@ impl Ctx {
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_probe")));
         // SAFETY: geteuid cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
-        let base = std::env::temp_dir().join(format!("sandbox-it-{}", std::process::id()));
+        // Not under /tmp: the sandbox mounts a fresh tmpfs there, and Landlock-only features
+        // (missing denied paths, write-only boxes) are refused beneath it.
+        let tmp = std::env::var_os("SANDBOX_TEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                if Path::new("/var/tmp").is_dir() {
+                    PathBuf::from("/var/tmp")
+                } else {
+                    std::env::temp_dir()
+                }
+            });
+        let base = tmp.join(format!("sandbox-it-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&base);
         let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755));
         let probe_dir = base.join("bin");
