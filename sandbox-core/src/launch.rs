@@ -227,7 +227,11 @@ pub(crate) fn compile(
     }
     let mut child_paths: Vec<(PathBuf, ChildAccess)> = Vec::new();
     if let Some(m) = &mounts {
-        child_paths.push(("/".into(), ChildAccess::RootDir));
+        // ReadDir on the new root lets `ls /` work, but a Landlock rule covers everything
+        // beneath it: with a write-only drop box anywhere, the root stays unlisted instead.
+        if policy.filesystem.write_only.is_empty() {
+            child_paths.push(("/".into(), ChildAccess::RootDir));
+        }
         child_paths.push(("/proc".into(), ChildAccess::Proc));
         child_paths.push(("/dev".into(), ChildAccess::Dev));
         child_paths.push(("/dev/pts".into(), ChildAccess::Dev));
