@@ -11,6 +11,7 @@
 
 mod sandbox {
     pub mod core;
+    pub mod limits;
     pub mod support;
 }
 
@@ -21,5 +22,6 @@ fn main() {
     let ctx = sandbox::support::Ctx::detect();
     let mut tests = Vec::new();
     sandbox::core::register(&ctx, &mut tests);
+    sandbox::limits::register(&ctx, &mut tests);
     libtest_mimic::run(&args, tests.into_iter().map(|t| t.into_trial(&ctx)).collect()).exit();
 }

@@ -33,6 +33,8 @@ pub enum Needs {
     NotRoot,
     LandlockAbi(u32),
     CgroupLimits,
+    /// This process cannot use cgroup limits (the fallback and error paths).
+    NoCgroupLimits,
 }
 
 pub type TestFn = Arc<dyn Fn(&Ctx) -> Result<(), Failed> + Send + Sync>;
@@ -172,6 +174,9 @@ impl Ctx {
             counter: AtomicUsize::new(0),
         };
         let userns = userns_works();
+        if !root {
+            enter_own_v2_scope();
+        }
         Ctx { userns, ..ctx }
     }
 
@@ -201,6 +206,9 @@ impl Ctx {
                 None => Some(("landlock", "not supported by this kernel".into())),
             },
             Needs::CgroupLimits => cgroup_limits_usable(self.root).err().map(|w| ("cgroup limits", w)),
+            Needs::NoCgroupLimits => cgroup_limits_usable(self.root)
+                .is_ok()
+                .then(|| ("a host without cgroup limits", "cgroup limits work for this process".into())),
         }
     }
 
@@ -283,27 +291,74 @@ fn userns_works() -> Result<(), String> {
     }
 }
 
+/// The cgroup v2 directory under which a sandbox started by this process creates its
+/// cgroups: our own cgroup, or its parent when we already sit in a `supervisor` leaf (as the
+/// library arranges it, and as [`enter_own_v2_scope`] does).
+pub fn v2_base() -> Option<PathBuf> {
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return None;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim().trim_start_matches('/').to_string();
+    let dir = Path::new("/sys/fs/cgroup").join(rel);
+    if dir.file_name().is_some_and(|n| n == "supervisor") {
+        return dir.parent().map(Path::to_path_buf);
+    }
+    Some(dir)
+}
+
+fn writable(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: access on a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// An ordinary user in a delegated cgroup v2 subtree shares its cgroup with its shell (the
+/// VM's `vmuser/shell`, a terminal's session scope): cgroup v2 then forbids enabling
+/// controllers there (no internal processes), and `sandbox` answers with the EBUSY hint. Do
+/// what `systemd-run --user --scope -p Delegate=yes` does for a real user: when the parent
+/// cgroup is delegated to us, move this test process into a fresh sibling scope
+/// `<parent>/it-<pid>`, in its `supervisor` leaf (where the library would move it), so
+/// every sandbox started from here finds a delegated base without processes of its own.
+/// Runs before any thread exists; does nothing when we are alone or the parent is not ours.
+fn enter_own_v2_scope() {
+    let Some(own) = v2_base() else { return };
+    if own.file_name().is_some_and(|n| n.to_string_lossy().starts_with("it-")) {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let procs = std::fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+    if procs.lines().all(|p| p.trim() == me) {
+        return;
+    }
+    let Some(parent) = own.parent() else { return };
+    if parent == Path::new("/sys/fs/cgroup")
+        || !writable(&parent.join("cgroup.procs"))
+        || !writable(&parent.join("cgroup.subtree_control"))
+    {
+        return;
+    }
+    let scope = parent.join(format!("it-{me}"));
+    let leaf = scope.join("supervisor");
+    let moved = std::fs::create_dir_all(&leaf).and_then(|()| std::fs::write(leaf.join("cgroup.procs"), &me));
+    match moved {
+        Ok(()) => println!("note: tests run in their own delegated scope {}", scope.display()),
+        Err(e) => println!("note: cannot move into a scope of our own ({}): {e}", scope.display()),
+    }
+}
+
 fn cgroup_limits_usable(root: bool) -> Result<(), String> {
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if v2 {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let rel = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/')
-            .to_string();
-        let dir = Path::new("/sys/fs/cgroup").join(rel);
+    if let Some(dir) = v2_base() {
         let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-        let writable = root || {
-            let c = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap_or_default();
-            // SAFETY: access on a valid C string.
-            unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-        };
-        if writable && controllers.contains("memory") && controllers.contains("pids") {
+        let delegated = root || (writable(&dir.join("cgroup.procs")) && writable(&dir.join("cgroup.subtree_control")));
+        if delegated && ["memory", "pids", "cpu"].iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
             return Ok(());
         }
-        return Err(format!("cgroup v2 not delegated to this user (own cgroup {})", dir.display()));
+        return Err(format!(
+            "cgroup v2 {} is not delegated to this user or lacks memory/pids/cpu (offers: {})",
+            dir.display(),
+            controllers.trim()
+        ));
     }
     if Path::new("/sys/fs/cgroup/memory").is_dir() && root {
         return Ok(());

@@ -905,3 +905,14 @@ fn real_tree_refuses_an_ordinary_user() {
         "{err}"
     );
 }
+
+#[test]
+fn stale_owner_parses_only_launch_cgroups() {
+    assert_eq!(super::stale_owner("sandbox-1234-0"), Some(1234));
+    assert_eq!(super::stale_owner("sandbox-77-12"), Some(77));
+    assert_eq!(super::stale_owner("sandbox-1-0"), None);
+    assert_eq!(super::stale_owner("sandbox-x-0"), None);
+    assert_eq!(super::stale_owner("sandbox-12"), None);
+    assert_eq!(super::stale_owner("supervisor"), None);
+    assert_eq!(super::stale_owner("sandbox-12-a"), None);
+}
