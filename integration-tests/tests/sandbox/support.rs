@@ -35,6 +35,8 @@ pub enum Needs {
     CgroupLimits,
     /// This process cannot use cgroup limits (the fallback and error paths).
     NoCgroupLimits,
+    /// Pure cgroup v2 (with usable limits).
+    CgroupV2,
 }
 
 pub type TestFn = Arc<dyn Fn(&Ctx) -> Result<(), Failed> + Send + Sync>;
@@ -206,6 +208,9 @@ impl Ctx {
                 None => Some(("landlock", "not supported by this kernel".into())),
             },
             Needs::CgroupLimits => cgroup_limits_usable(self.root).err().map(|w| ("cgroup limits", w)),
+            Needs::CgroupV2 => v2_base()
+                .is_none()
+                .then(|| ("cgroup v2", "this host mounts cgroup v1 (hybrid)".into())),
             Needs::NoCgroupLimits => cgroup_limits_usable(self.root)
                 .is_ok()
                 .then(|| ("a host without cgroup limits", "cgroup limits work for this process".into())),

@@ -32,7 +32,6 @@
 
 // The launcher (issue 2) calls this layer; until it is wired in, the non-test build sees it unused.
 
-
 mod fsio;
 mod host;
 mod v1;
@@ -448,10 +447,14 @@ fn sweep_once(layout: &Layout) {
     };
     let me = std::process::id();
     for base in bases {
-        let Ok(entries) = std::fs::read_dir(&base) else { continue };
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = stale_owner(&name.to_string_lossy()) else { continue };
+            let Some(pid) = stale_owner(&name.to_string_lossy()) else {
+                continue;
+            };
             // SAFETY: kill with signal 0 only checks whether the pid exists.
             let gone = pid != me
                 && unsafe { libc::kill(pid as libc::pid_t, 0) } != 0
