@@ -234,7 +234,7 @@ fn memory_hog_oom_killed(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     let peak = num(&rep, "/usage/peak_memory_bytes").unwrap_or(0.0);
     check(
-        peak >= 32.0 * MIB && peak <= 128.0 * MIB,
+        (32.0 * MIB..=128.0 * MIB).contains(&peak),
         format!("control: peak memory {peak} not in [32M, 128M]"),
     )?;
     check(
@@ -260,7 +260,7 @@ fn memory_hog_oom_killed(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     let peak = num(&rep, "/usage/peak_memory_bytes").unwrap_or(0.0);
     check(
-        peak <= 129.0 * MIB && peak >= 100.0 * MIB,
+        (100.0 * MIB..=129.0 * MIB).contains(&peak),
         format!("hog's peak memory {peak} not near 128M"),
     )?;
     // The host: the kernel counted an OOM kill (not a SIGKILL of ours), the supervisor survived
@@ -317,7 +317,7 @@ fn fork_bomb_capped(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     let peak = num(&rep, "/usage/peak_pids");
     check(
-        peak.is_some_and(|n| n >= 40.0 && n <= 64.0),
+        peak.is_some_and(|n| (40.0..=64.0).contains(&n)),
         format!("peak_pids {peak:?}, expected 40..=64"),
     )?;
     check(
@@ -499,7 +499,7 @@ fn report_numbers(ctx: &Ctx) -> Result<(), Failed> {
     r.ok()?.stdout_has("allocated 48 MiB")?;
     let peak = num(&rep, "/usage/peak_memory_bytes").unwrap_or(0.0);
     check(
-        peak >= 48.0 * MIB && peak < 256.0 * MIB,
+        (48.0 * MIB..256.0 * MIB).contains(&peak),
         format!("peak memory {peak} for a 48 MiB allocation"),
     )?;
     check(
@@ -527,7 +527,7 @@ fn report_numbers(ctx: &Ctx) -> Result<(), Failed> {
         format!("cpus quota: {rep}"),
     )?;
     check(
-        text(&rep, "/limits/swap/by") != "",
+        !text(&rep, "/limits/swap/by").is_empty(),
         format!("swap entry missing: {rep}"),
     )?;
     check(
@@ -852,6 +852,7 @@ fn alone_in_a_scope(ctx: &Ctx) -> Result<(), Failed> {
     let out = cmd.output();
     let _ = sleeper.kill();
     let _ = sleeper.wait();
+    let leaf_left = busy.join("supervisor").exists();
     let _ = std::fs::remove_dir(busy.join("supervisor"));
     let _ = std::fs::remove_dir(&busy);
     let out = out?;
@@ -867,5 +868,9 @@ fn alone_in_a_scope(ctx: &Ctx) -> Result<(), Failed> {
     check(
         !ran.exists(),
         "busy scope: the command ran without its limits",
+    )?;
+    check(
+        !leaf_left,
+        "busy scope: the failed setup left its supervisor leaf behind",
     )
 }
