@@ -266,8 +266,11 @@ fn main() {
         }
         "forkbomb" => {
             // Fork until refused, hold everything for a moment, report how many we got.
+            // `forkbomb SECS [MAX] [MARKER]`: at most MAX children; MARKER only tags the
+            // command line (children are copies of this process).
             let mut n = 0;
             let secs: u32 = arg(1).parse().unwrap_or(2);
+            let max: usize = arg(2).parse().unwrap_or(100_000);
             loop {
                 // SAFETY: fork; the child only sleeps and exits.
                 let pid = unsafe { libc::fork() };
@@ -282,7 +285,7 @@ fn main() {
                     break;
                 }
                 n += 1;
-                if n >= 100_000 {
+                if n >= max {
                     break;
                 }
             }

@@ -12,6 +12,7 @@
 mod sandbox {
     pub mod core;
     pub mod doctor;
+    pub mod limits;
     pub mod privilege;
     pub mod support;
 }
@@ -25,9 +26,11 @@ fn main() {
     sandbox::core::register(&ctx, &mut tests);
     sandbox::doctor::register(&ctx, &mut tests);
     sandbox::privilege::register(&ctx, &mut tests);
-    libtest_mimic::run(
+    sandbox::limits::register(&ctx, &mut tests);
+    let conclusion = libtest_mimic::run(
         &args,
         tests.into_iter().map(|t| t.into_trial(&ctx)).collect(),
-    )
-    .exit();
+    );
+    let _ = std::fs::remove_dir_all(&ctx.base);
+    conclusion.exit();
 }

@@ -148,6 +148,7 @@ root="$run/root"
 # A merged-/usr layout as on Debian, so policies that bind /usr, /bin, /lib, /etc work.
 mkdir -p "$root"/{usr/bin,usr/lib,usr/lib64,vm,etc,proc,sys,dev,tmp,run,root,home/vmuser,newroot} \
     "$root"/{mnt,media,srv,opt,boot,var/tmp,work}
+chmod 1777 "$root/var/tmp"
 for l in bin:usr/bin sbin:usr/bin lib:usr/lib lib64:usr/lib64; do ln -s "${l#*:}" "$root/${l%%:*}"; done
 cp "$busybox" "$root/usr/bin/busybox"
 ln -s busybox "$root/usr/bin/sh"

@@ -22,6 +22,7 @@
 # VM can be booted here it prints `skipped: vm: <why>` and exits 0.
 # Environment: VMTEST_CACHE, VMTEST_TIMEOUT (per boot, default 300 s), VMTEST_MEM (MiB,
 # default 1024), VMTEST_MUST_WORK (default 1), VMTEST_FILTERS (override the filters),
+# VMTEST_LEAK_LAUNCHES (launches of cgroup::no_leftovers_after_many_launches, default 300),
 # plus boot.sh's (VMTEST_ACCEL, VMTEST_VERBOSE, ...).
 set -euo pipefail
 
@@ -168,6 +169,7 @@ for k in "${kernels[@]}"; do
         "$here/boot.sh" "${u[@]+"${u[@]}"}" -t "$timeout" -m "$mem" "${boot_files[@]}" -k "${deb[$k]}" -- \
             env SANDBOX_BIN=/vm/sandbox SANDBOX_PROBE=/vm/probe \
             SANDBOX_MUST_WORK="${VMTEST_MUST_WORK:-1}" EXPECT_LANDLOCK_ABI="${abi[$k]}" \
+            SANDBOX_LEAK_LAUNCHES="${VMTEST_LEAK_LAUNCHES:-300}" \
             RUST_BACKTRACE=1 sh -c "$guest_loop" sh $filters \
             2>&1 | tee "$logs/$name.log" || r=${PIPESTATUS[0]}
         secs=$(($(date +%s) - s))

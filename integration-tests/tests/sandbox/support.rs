@@ -33,6 +33,21 @@ pub enum Needs {
     NotRoot,
     LandlockAbi(u32),
     CgroupLimits,
+    /// This process cannot use cgroup limits (the fallback and error paths).
+    NoCgroupLimits,
+    /// Pure cgroup v2 (with usable limits).
+    CgroupV2,
+}
+
+impl Needs {
+    /// A kernel feature `SANDBOX_MUST_WORK=1` insists on (the others describe who runs the
+    /// tests or which cgroup version the host has, and are skipped either way).
+    fn is_kernel_feature(self) -> bool {
+        matches!(
+            self,
+            Needs::Userns | Needs::LandlockAbi(_) | Needs::CgroupLimits
+        )
+    }
 }
 
 pub type TestFn = Arc<dyn Fn(&Ctx) -> Result<(), Failed> + Send + Sync>;
@@ -57,15 +72,18 @@ impl Test {
     }
 
     pub fn into_trial(self, ctx: &Ctx) -> Trial {
-        let missing = self.needs.iter().find_map(|n| ctx.missing(*n));
+        let missing = self.needs.iter().find_map(|n| {
+            ctx.missing(*n)
+                .map(|(f, why)| (f, why, n.is_kernel_feature()))
+        });
         let ctx_ptr: &'static Ctx = ctx.leak();
         let run = self.run;
         match missing {
-            Some((feature, why)) if !ctx.must_work => {
+            Some((feature, why, kernel)) if !ctx.must_work || !kernel => {
                 println!("skipped: {feature}: {why} ({})", self.name);
                 Trial::test(self.name, || Ok(())).with_ignored_flag(true)
             }
-            Some((feature, why)) => Trial::test(self.name, move || {
+            Some((feature, why, _)) => Trial::test(self.name, move || {
                 Err(format!("{feature} is required (SANDBOX_MUST_WORK=1) but {why}").into())
             }),
             None => Trial::test(self.name, move || run(ctx_ptr)),
@@ -153,17 +171,15 @@ impl Ctx {
         let root = unsafe { libc::geteuid() } == 0;
         // Not under /tmp: the sandbox mounts a fresh tmpfs there, and Landlock-only features
         // (missing denied paths, write-only boxes) are refused beneath it.
-        let tmp = std::env::var_os("SANDBOX_TEST_DIR")
+        let candidates = std::env::var_os("SANDBOX_TEST_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                if Path::new("/var/tmp").is_dir() {
-                    PathBuf::from("/var/tmp")
-                } else {
-                    std::env::temp_dir()
-                }
-            });
-        let base = tmp.join(format!("sandbox-it-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&base);
+            .into_iter()
+            .chain([PathBuf::from("/var/tmp"), std::env::temp_dir()]);
+        let name = format!("sandbox-it-{}", std::process::id());
+        let base = candidates
+            .map(|dir| dir.join(&name))
+            .find(|base| std::fs::create_dir_all(base).is_ok())
+            .unwrap_or_else(|| std::env::temp_dir().join(&name));
         let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755));
         let probe_dir = base.join("bin");
         let _ = std::fs::create_dir_all(&probe_dir);
@@ -183,6 +199,9 @@ impl Ctx {
             counter: AtomicUsize::new(0),
         };
         let userns = userns_works();
+        if !root {
+            enter_own_v2_scope();
+        }
         Ctx { userns, ..ctx }
     }
 
@@ -214,6 +233,15 @@ impl Ctx {
             Needs::CgroupLimits => cgroup_limits_usable(self.root)
                 .err()
                 .map(|w| ("cgroup limits", w)),
+            Needs::CgroupV2 => v2_base()
+                .is_none()
+                .then(|| ("cgroup v2", "this host mounts cgroup v1 (hybrid)".into())),
+            Needs::NoCgroupLimits => cgroup_limits_usable(self.root).is_ok().then(|| {
+                (
+                    "a host without cgroup limits",
+                    "cgroup limits work for this process".into(),
+                )
+            }),
         }
     }
 
@@ -296,31 +324,97 @@ fn userns_works() -> Result<(), String> {
     }
 }
 
+/// The cgroup v2 directory under which a sandbox started by this process creates its
+/// cgroups: our own cgroup, or its parent when we already sit in a `supervisor` leaf (as the
+/// library arranges it, and as [`enter_own_v2_scope`] does).
+pub fn v2_base() -> Option<PathBuf> {
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return None;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim()
+        .trim_start_matches('/')
+        .to_string();
+    let dir = Path::new("/sys/fs/cgroup").join(rel);
+    if dir.file_name().is_some_and(|n| n == "supervisor") {
+        return dir.parent().map(Path::to_path_buf);
+    }
+    Some(dir)
+}
+
+fn writable(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: access on a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// An ordinary user in a delegated cgroup v2 subtree shares its cgroup with its shell (the
+/// VM's `vmuser/shell`, a terminal's session scope): cgroup v2 then forbids enabling
+/// controllers there (no internal processes), and `sandbox` answers with the EBUSY hint. Do
+/// what `systemd-run --user --scope -p Delegate=yes` does for a real user: when the parent
+/// cgroup is delegated to us, move this test process into a fresh sibling scope
+/// `<parent>/it-<pid>`, in its `supervisor` leaf (where the library would move it), so
+/// every sandbox started from here finds a delegated base without processes of its own.
+/// Runs before any thread exists; does nothing when we are alone or the parent is not ours.
+fn enter_own_v2_scope() {
+    let Some(own) = v2_base() else { return };
+    if own
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("it-"))
+    {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let procs = std::fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+    if procs.lines().all(|p| p.trim() == me) {
+        return;
+    }
+    let Some(parent) = own.parent() else { return };
+    if parent == Path::new("/sys/fs/cgroup")
+        || !writable(&parent.join("cgroup.procs"))
+        || !writable(&parent.join("cgroup.subtree_control"))
+    {
+        return;
+    }
+    let scope = parent.join(format!("it-{me}"));
+    let leaf = scope.join("supervisor");
+    let moved = std::fs::create_dir_all(&leaf)
+        .and_then(|()| std::fs::write(leaf.join("cgroup.procs"), &me));
+    match moved {
+        Ok(()) => println!(
+            "note: tests run in their own delegated scope {}",
+            scope.display()
+        ),
+        Err(e) => println!(
+            "note: cannot move into a scope of our own ({}): {e}",
+            scope.display()
+        ),
+    }
+}
+
 fn cgroup_limits_usable(root: bool) -> Result<(), String> {
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if v2 {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let rel = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/')
-            .to_string();
-        let dir = Path::new("/sys/fs/cgroup").join(rel);
+    if let Some(dir) = v2_base() {
         let controllers =
             std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-        let writable = root || {
-            let c = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())
-                .unwrap_or_default();
-            // SAFETY: access on a valid C string.
-            unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-        };
-        if writable && controllers.contains("memory") && controllers.contains("pids") {
+        let delegated = root
+            || (writable(&dir.join("cgroup.procs"))
+                && writable(&dir.join("cgroup.subtree_control")));
+        if delegated
+            && ["memory", "pids", "cpu"]
+                .iter()
+                .all(|c| controllers.split_whitespace().any(|x| x == *c))
+        {
             return Ok(());
         }
         return Err(format!(
-            "cgroup v2 not delegated to this user (own cgroup {})",
-            dir.display()
+            "cgroup v2 {} is not delegated to this user or lacks memory/pids/cpu (offers: {})",
+            dir.display(),
+            controllers.trim()
         ));
     }
     if Path::new("/sys/fs/cgroup/memory").is_dir() && root {

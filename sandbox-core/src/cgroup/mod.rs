@@ -420,7 +420,59 @@ pub(crate) fn prepare(limits: &Limits) -> Result<CgroupSetup, CgroupError> {
     if needed(limits).is_empty() {
         return Ok(without_cgroup("none", limits, None));
     }
-    prepare_with(layout(), &V2_BASE, limits, std::process::id())
+    let setup = prepare_with(layout(), &V2_BASE, limits, std::process::id())?;
+    if setup.cgroup.is_some() {
+        sweep_once(layout());
+    }
+    Ok(setup)
+}
+
+/// Remove, once per process, the empty cgroups that sandboxes of dead supervisors left in
+/// our base directories. A supervisor killed with SIGKILL cannot remove its launch's cgroup
+/// (its processes die with it, the empty directory stays), and cgroupfs has no release agent
+/// on v2: the next launch cleans up instead. Only `sandbox-<pid>-<n>` directories whose
+/// `<pid>` no longer exists are touched, and `rmdir` refuses a cgroup that still holds
+/// processes or child cgroups, so a live sandbox is never removed. (A live supervisor in
+/// another pid namespace sharing our cgroup could look dead for a moment between its
+/// `mkdir` and its clone; its launch would then fail cleanly with an attach error.)
+fn sweep_once(layout: &Layout) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let bases: Vec<PathBuf> = match layout {
+        Layout::V2(h) => vec![h.base.clone()],
+        Layout::V1(h) => h.hierarchies.iter().map(|x| x.own.clone()).collect(),
+        Layout::Unusable { .. } => Vec::new(),
+    };
+    let me = std::process::id();
+    for base in bases {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = stale_owner(&name.to_string_lossy()) else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks whether the pid exists.
+            let gone = pid != me
+                && unsafe { libc::kill(pid as libc::pid_t, 0) } != 0
+                && Errno::last() == Errno::ESRCH;
+            if gone {
+                // Failure (still busy, not ours to remove) leaves it for a later sweep.
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+}
+
+/// The supervisor pid in a launch cgroup's name `sandbox-<pid>-<n>`.
+fn stale_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sandbox-")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse::<u32>().ok().filter(|&p| p > 1)
 }
 
 fn without_cgroup(backend: &'static str, limits: &Limits, degraded: Option<String>) -> CgroupSetup {

@@ -905,3 +905,42 @@ fn real_tree_refuses_an_ordinary_user() {
         "{err}"
     );
 }
+
+#[test]
+fn stale_owner_parses_only_launch_cgroups() {
+    assert_eq!(super::stale_owner("sandbox-1234-0"), Some(1234));
+    assert_eq!(super::stale_owner("sandbox-77-12"), Some(77));
+    assert_eq!(super::stale_owner("sandbox-1-0"), None);
+    assert_eq!(super::stale_owner("sandbox-x-0"), None);
+    assert_eq!(super::stale_owner("sandbox-12"), None);
+    assert_eq!(super::stale_owner("supervisor"), None);
+    assert_eq!(super::stale_owner("sandbox-12-a"), None);
+}
+
+#[test]
+fn v2_failed_enable_moves_the_supervisor_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fake_v2(root, "cpu memory pids");
+    let own = root.join("user.slice/app.scope");
+    // Enabling the controller fails (EISDIR here; EBUSY on a shared cgroup).
+    fs::remove_file(own.join("cgroup.subtree_control")).unwrap();
+    fs::create_dir(own.join("cgroup.subtree_control")).unwrap();
+    let uid = delegate_to_user(&own);
+    let layout = decide(&Host {
+        root,
+        self_cgroup: "0::/user.slice/app.scope\n",
+        euid: uid,
+        egid: uid,
+    });
+    let state = Mutex::new(None);
+    let err = prepare_with(&layout, &state, &limits(Some(64 * MIB), None, None), 4242)
+        .err()
+        .unwrap();
+    assert!(matches!(err, CgroupError::Read { .. }), "{err:?}");
+    assert_eq!(read(&own.join("cgroup.procs")), "4242", "moved back");
+    assert!(
+        state.lock().unwrap().is_none(),
+        "the next launch starts over"
+    );
+}

@@ -37,15 +37,33 @@ pub(super) fn ensure_base(
 ) -> Result<V2Base, CgroupError> {
     // A poisoned lock only means another launch panicked; the state is still a plain value.
     let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
-    let base = match guard.as_mut() {
+    let mut moved = None;
+    if guard.is_none() {
+        if let Leaf::Move(leaf) = &host.leaf {
+            move_into_leaf(leaf, pid)?;
+            moved = Some(leaf);
+        }
+    }
+    let result = enable(&mut guard, host, wanted);
+    if let (Err(_), Some(leaf)) = (&result, moved) {
+        // The setup failed (typically EBUSY: other processes share our cgroup): undo the
+        // move so that no `supervisor` leaf is left behind, and let a later launch start over.
+        if fsio::write(&host.own.join("cgroup.procs"), &pid.to_string()).is_ok() {
+            let _ = std::fs::remove_dir(leaf);
+        }
+        *guard = None;
+    }
+    result
+}
+
+/// Record the base on first use and enable `wanted` in its `cgroup.subtree_control`.
+fn enable(state: &mut Option<V2Base>, host: &V2Host, wanted: Ctrls) -> Result<V2Base, CgroupError> {
+    let base = match state {
         Some(base) => base,
         None => {
-            if let Leaf::Move(leaf) = &host.leaf {
-                move_into_leaf(leaf, pid)?;
-            }
             let control = host.base.join("cgroup.subtree_control");
             let enabled = Ctrls::parse(&fsio::read(&control)?);
-            guard.insert(V2Base {
+            state.insert(V2Base {
                 dir: host.base.clone(),
                 enabled,
             })
