@@ -607,6 +607,19 @@ fn close_fds_except(keep: &[RawFd]) {
     let _ = sys::close_range(first as u32, 0);
 }
 
+/// Become the command's uid/gid inside the user namespace.
+///
+/// # Safety
+/// Child only: raw syscalls.
+fn switch_ids(plan: &Plan, err: RawFd) {
+    if let Err(e) = sys::setresgid(plan.ids.inside_gid) {
+        fail(err, Stage::Ids, 0, e);
+    }
+    if let Err(e) = sys::setresuid(plan.ids.inside_uid) {
+        fail(err, Stage::Ids, 1, e);
+    }
+}
+
 /// Whether the caller has exited: its read end of the error pipe is then closed, which poll
 /// reports as POLLERR on our write end.
 fn caller_gone(error_write: RawFd) -> bool {
@@ -661,15 +674,12 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
                 fail(err, Stage::Groups, 0, e);
             }
         }
-        // Become the mapped ids now, so files pid 1 creates on the new root have a mapped owner
-        // (a root caller's uid 0 has no mapping). No id here is the namespace's root, so the
-        // kernel keeps the capabilities this process holds over its namespaces.
-        let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
-        if let Err(e) = sys::setresgid(gid) {
-            fail(err, Stage::Ids, 0, e);
-        }
-        if let Err(e) = sys::setresuid(uid) {
-            fail(err, Stage::Ids, 1, e);
+        // An unprivileged caller becomes its mapped ids now, so files pid 1 creates on the new
+        // root have a mapped owner; that id is not the namespace's root, so the kernel keeps the
+        // capabilities this process holds over its namespaces. A root caller's pid 1 stays
+        // (mapped) uid 0 until the command is forked (see `IdMapping::setup_as_root`).
+        if !plan.ids.setup_as_root {
+            switch_ids(plan, err);
         }
         // Changing credentials clears the parent-death signal: set it again, then make sure
         // the caller did not die in between (its end of the error pipe would be closed).
@@ -707,6 +717,18 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             }
             Ok(sys::Forked::Parent { pid, .. }) => {
                 close_fds_except(&[fds.status_write]);
+                if plan.ids.setup_as_root {
+                    // Nothing of pid 1 runs as uid 0 past setup. A failure here cannot be
+                    // reported (the command runs already): kill the whole sandbox instead.
+                    let _ = capabilities::keep_across_setuid();
+                    if sys::setresgid(plan.ids.inside_gid).is_err()
+                        || sys::setresuid(plan.ids.inside_uid).is_err()
+                    {
+                        libc::kill(pid, libc::SIGKILL);
+                        sys::exit(125);
+                    }
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                }
                 // pid 1 needs no privilege to reap and forward: drop it all.
                 let _ = capabilities::apply(&plan.capabilities);
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -28,6 +28,11 @@ pub(crate) struct IdMapping {
     /// An unprivileged caller must deny setgroups before writing gid_map; the sandbox then
     /// keeps the caller's supplementary groups (the kernel forbids dropping them).
     pub(crate) deny_setgroups: bool,
+    /// A root caller also maps inside 0 to host 0, for pid 1 alone during setup: its DAC
+    /// checks as the owner of root-owned host paths let it bind what the (root) caller could
+    /// read (`/root/.gitconfig` behind a mode-0700 `/root`). pid 1 switches to the command's
+    /// ids right after forking it; the command never holds uid 0 unless the policy names it.
+    pub(crate) setup_as_root: bool,
 }
 
 /// The user nobody/nogroup, which a root caller becomes unless the policy names ids.
@@ -54,6 +59,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> (u64, IdMapping) {
         outside_uid: if root { inside_uid } else { uid },
         outside_gid: if root { inside_gid } else { gid },
         deny_setgroups: !root,
+        setup_as_root: root,
     };
     let flags = match policy.isolation {
         Isolation::Landlock => 0,
@@ -87,14 +93,15 @@ pub(crate) fn write_id_maps(pid: libc::pid_t, map: &IdMapping) -> Result<()> {
     if map.deny_setgroups {
         write("setgroups", "deny")?;
     }
-    write(
-        "uid_map",
-        &format!("{} {} 1\n", map.inside_uid, map.outside_uid),
-    )?;
-    write(
-        "gid_map",
-        &format!("{} {} 1\n", map.inside_gid, map.outside_gid),
-    )
+    let line = |inside: u32, outside: u32| {
+        if map.setup_as_root && inside != 0 && outside != 0 {
+            format!("0 0 1\n{inside} {outside} 1\n")
+        } else {
+            format!("{inside} {outside} 1\n")
+        }
+    };
+    write("uid_map", &line(map.inside_uid, map.outside_uid))?;
+    write("gid_map", &line(map.inside_gid, map.outside_gid))
 }
 
 /// Why user namespaces are unavailable on this host, if we can tell.

@@ -97,6 +97,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         signals_forwarded,
     ));
     t.push(Test::new(
+        "core::root_caller_shares_private_paths",
+        &[Userns, Root],
+        root_caller_shares_private_paths,
+    ));
+    t.push(Test::new(
         "core::launch_under_allocating_threads",
         &[Userns],
         launch_under_allocating_threads,
@@ -739,4 +744,26 @@ fn launch_under_allocating_threads(ctx: &Ctx) -> Result<(), Failed> {
         allocations > 1000,
         format!("the allocating threads barely ran ({allocations})"),
     )
+}
+
+/// A root caller may share a file behind a mode-0700 root-owned directory (as the `agent`
+/// preset does with `~/.gitconfig`), while the command itself still runs as nobody.
+fn root_caller_shares_private_paths(ctx: &Ctx) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    let private = ctx.outside().join("private");
+    std::fs::create_dir(&private)?;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+    write(&private.join("config"), "shared-config");
+    let f = private.join("config");
+    let f = f.to_str().unwrap_or("");
+    let r = ctx.run(&ws, &["--ro", f, "--", ctx.probe(), "read", f]);
+    r.ok()?.stdout_has("shared-config")?;
+    ctx.run(&ws, &["--ro", f, "--", ctx.probe(), "euid"])
+        .ok()?
+        .stdout_has("65534")?;
+    // The directory itself stays closed to the command (it is nobody, not the owner).
+    let d = private.to_str().unwrap_or("");
+    ctx.run(&ws, &["--ro", d, "--", ctx.probe(), "list", d])
+        .failed()?;
+    Ok(())
 }
