@@ -97,6 +97,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         signals_forwarded,
     ));
     t.push(Test::new(
+        "core::second_interrupt_kills_the_tree",
+        &[Userns],
+        second_interrupt_kills_the_tree,
+    ));
+    t.push(Test::new(
         "core::root_caller_shares_private_paths",
         &[Userns, Root],
         root_caller_shares_private_paths,
@@ -766,4 +771,40 @@ fn root_caller_shares_private_paths(ctx: &Ctx) -> Result<(), Failed> {
     ctx.run(&ws, &["--ro", d, "--", ctx.probe(), "list", d])
         .failed()?;
     Ok(())
+}
+
+/// A command that ignores SIGINT survives the first one `sandbox` passes on; the second
+/// kills the whole sandbox.
+fn second_interrupt_kills_the_tree(ctx: &Ctx) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    let marker = format!("88.{}", std::process::id());
+    let script = format!("trap '' INT TERM; echo ready; sleep {marker}; echo survived");
+    let mut child = ctx
+        .command(&ws, &["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut buf)?;
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    check(
+        child.try_wait()?.is_none(),
+        "the first SIGINT ended the sandbox",
+    )?;
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait()?;
+    check(!status.success(), format!("exit status {status:?}"))?;
+    let start = Instant::now();
+    while !processes_with_marker(&format!("sleep {marker}")).is_empty()
+        && start.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check(
+        processes_with_marker(&format!("sleep {marker}")).is_empty(),
+        "the sandboxed sleep survived the second SIGINT",
+    )
 }
