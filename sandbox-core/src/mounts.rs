@@ -494,7 +494,10 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         },
         Path::new("/proc"),
     );
-    for name in PROC_READ_ONLY {
+    // Only what this kernel has: the host's procfs shows the same kernel's entries, so a
+    // missing one (no CONFIG_MAGIC_SYSRQ, no CONFIG_PROC_KCORE, …) costs no failing mount.
+    let on_this_kernel = |name: &&&str| Path::new("/proc").join(name).exists();
+    for name in PROC_READ_ONLY.iter().filter(on_this_kernel) {
         let t = cstring(&proc_dir.join(name))?;
         push(
             &mut plan,
@@ -516,7 +519,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             &Path::new("/proc").join(name),
         );
     }
-    for name in PROC_MASKED {
+    for name in PROC_MASKED.iter().filter(on_this_kernel) {
         let target = cstring(&proc_dir.join(name))?;
         push(
             &mut plan,
