@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 
-use super::support::{check, Ctx, Needs, Test};
+use super::support::{check, processes_with_marker, Ctx, Needs, Test};
 
 pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
     use Needs::*;
@@ -494,20 +494,6 @@ fn orphans_reaped(ctx: &Ctx) -> Result<(), Failed> {
         .ok()?
         .stdout_has("zombies=0")?;
     Ok(())
-}
-
-fn processes_with_marker(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 fn sigkill_of_sandbox_kills_all(ctx: &Ctx) -> Result<(), Failed> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Failed;
 use serde_json::Value;
 
-use super::support::{check, v2_base, Ctx, Needs, Run, Test};
+use super::support::{check, processes_with_marker, v2_base, Ctx, Needs, Run, Test};
 
 const MIB: f64 = 1048576.0;
 
@@ -123,21 +123,6 @@ fn marker(tag: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-/// Host pids whose command line contains `marker` (other than zombies: they have none).
-fn processes_with_marker(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 /// Poll until `cond` holds or `limit` passes; whether it held.

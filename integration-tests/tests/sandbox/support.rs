@@ -428,3 +428,18 @@ fn cgroup_limits_usable(root: bool) -> Result<(), String> {
     }
     Err("cgroup v1 needs root".into())
 }
+
+/// Host pids whose command line contains `marker` (other than zombies: they have none).
+pub fn processes_with_marker(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
