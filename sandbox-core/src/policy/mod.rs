@@ -293,6 +293,6 @@ fn at(key: &str, origin: &Option<String>) -> String {
 fn missing_hint(origin: &Option<String>) -> &'static str {
     match origin {
         Some(_) => "create it, or write { path = \"...\", optional = true }",
-        None => "create it",
+        None => "check the path (a flag names a path that must exist; a policy file can mark one optional)",
     }
 }
