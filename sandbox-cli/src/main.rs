@@ -56,6 +56,13 @@ enum PolicyCommand {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Exit codes: the command's own; 128+N when killed by signal N (137: also \
+the memory limit, the report says which); 124 timeout; 125 the sandbox failed (bad policy or \
+flag, unusable path, missing kernel feature); 126 not executable; 127 not found.\n\
+Examples:\n  sandbox run -- make test\n  sandbox run --policy agent -- claude\n  \
+sandbox run --net host --memory 2G --pids 512 --timeout 10m -- npm ci"
+)]
 struct RunArgs {
     /// A built-in policy name or a TOML file.
     #[arg(long, short = 'p', default_value = "default", value_name = "NAME|FILE")]
