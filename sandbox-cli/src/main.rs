@@ -115,6 +115,8 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    sandbox_core::trace::init();
+    sandbox_core::trace::stamp("main");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -206,7 +208,9 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
         timeout: args.timeout,
         isolation: args.isolation,
     };
+    sandbox_core::trace::stamp("cli-parsed");
     let policy = Policy::load(&args.policy)?.resolve(&overrides, &Environment::from_process())?;
+    sandbox_core::trace::stamp("policy-resolved");
     let limits = policy.limits.clone();
     let (program, rest) = args.command.split_first().ok_or_else(|| Error::NotFound {
         program: String::new(),
@@ -218,6 +222,7 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
         .terminal(true)
         .spawn()?;
     let outcome = child.wait()?;
+    sandbox_core::trace::stamp("waited");
     report::summary(&outcome, &limits);
     if let Some(dest) = &args.report {
         report::write(dest, &args.policy, &args.command, &outcome)?;

@@ -223,6 +223,7 @@ impl Command {
         } else {
             None
         };
+        crate::trace::stamp("spawn");
         let spawned = match launch::spawn(&plan, StdioFds { fds: child_ends }) {
             Ok(s) => s,
             Err(e) => {

@@ -95,6 +95,7 @@ pub(crate) unsafe fn run(command: libc::pid_t, status_fd: RawFd) -> ! {
                         break;
                     }
                     if pid == command {
+                        crate::trace::stamp("pid1-cmd-exited");
                         let _ = sys::write_all(status_fd, &status.to_ne_bytes());
                         let code = if libc::WIFEXITED(status) {
                             libc::WEXITSTATUS(status)

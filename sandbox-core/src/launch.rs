@@ -25,6 +25,7 @@ use crate::namespaces::{self, IdMapping};
 use crate::plan::LayerStatus;
 use crate::policy::{Isolation, NetworkMode, ResolvedPolicy};
 use crate::seccomp::{self, SeccompPlan};
+use crate::trace::stamp;
 use crate::{init, network, sys};
 
 /// The child-side stages, reported to the parent as `{stage, index, errno}` on failure.
@@ -214,6 +215,7 @@ pub(crate) fn compile(
     spec: &CommandSpec,
     create_cgroup: bool,
 ) -> Result<Plan> {
+    stamp("compile");
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
     let mounts = if namespaced {
@@ -259,6 +261,7 @@ pub(crate) fn compile(
             private_tmp = Some(dir);
         }
     }
+    stamp("compiled-mounts");
     let (landlock, landlock_status) = landlock::prepare(&LandlockInput {
         policy,
         child_paths: &child_paths,
@@ -276,6 +279,7 @@ pub(crate) fn compile(
         policy.isolation,
         ptrace_confined,
     )?;
+    stamp("compiled-landlock-seccomp");
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
     let cgroup = if create_cgroup {
@@ -476,6 +480,7 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
         .map(|fd| fd.as_raw_fd());
 
     // Step 5: clone into the new namespaces (and straight into the cgroup on v2).
+    stamp("clone");
     // SAFETY: the child runs only `child_main`, which is async-signal-safe and never returns.
     let forked = unsafe { sys::clone_fork(plan.ns_flags, true, cgroup_fd) };
     let (pid, pidfd) = match forked {
@@ -499,6 +504,7 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
         }
         Err(e) => return Err(Error::launch("clone")(e.into())),
     };
+    stamp("cloned");
     // SAFETY: the pidfd returned by clone3 is ours.
     let pidfd = pidfd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     drop((sync_r, err_w, status_w, stdio_fds));
@@ -521,12 +527,14 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
         }
     }
     // Step 7: release the child and wait for execve (EOF on the CLOEXEC error pipe).
+    stamp("maps-written");
     sys::write_all(sync_w.as_raw_fd(), b"x")
         .map_err(|e| abort(Error::launch("releasing the sandbox")(e.into())))?;
     drop(sync_w);
     let mut buf = [0u8; RECORD_LEN];
     let n = sys::read_full(err_r.as_raw_fd(), &mut buf)
         .map_err(|e| abort(Error::launch("reading the error pipe")(e.into())))?;
+    stamp("exec-seen");
     if n == RECORD_LEN {
         let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let index = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
@@ -643,6 +651,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
     let err = fds.error_write;
     // SAFETY: raw syscalls on integers and the plan's C strings throughout.
     unsafe {
+        stamp("pid1-start");
         // 1. Die with the caller; the sync read below returns EOF if it is already gone.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         for (target, fd) in fds.stdio.iter().enumerate() {
@@ -656,6 +665,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             Ok(_) => sys::exit(125),
             Err(e) => fail(err, Stage::Sync, 0, e),
         }
+        stamp("pid1-released");
         // 2. A new session: no controlling terminal, so no TIOCSTI into the caller's tty.
         if libc::setsid() < 0 {
             fail(err, Stage::Session, 0, Errno::last());
@@ -688,12 +698,14 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             sys::exit(125);
         }
         // 3. Mounts: a private tree, the new root, pivot_root.
+        stamp("pid1-mounts");
         if let Some(m) = &plan.mounts {
             if let Err((i, e)) = mounts::apply(m) {
                 fail(err, Stage::Mount, i as u32, e);
             }
         }
         // 4. Hostname and loopback (uts and net namespaces).
+        stamp("pid1-mounted");
         if libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) < 0 {
             fail(err, Stage::Hostname, 0, Errno::last());
         }
@@ -702,6 +714,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
                 fail(err, Stage::Loopback, 0, e);
             }
         }
+        stamp("pid1-network");
         // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // 5. Every inherited fd closes at the command's exec (the Landlock ruleset fd is still
@@ -709,8 +722,10 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
         // 6. Fork the command; stay as init.
         init::block_signals();
+        stamp("pid1-fork");
         match sys::clone_fork(0, false, None) {
             Ok(sys::Forked::Child) => {
+                stamp("cmd-start");
                 libc::close(fds.status_write);
                 init::reset_signals();
                 command_main(plan, err)
@@ -764,6 +779,7 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
                 fail(err, Stage::Ids, 1, e);
             }
         }
+        stamp("cmd-ids");
         if let Err(e) = limits::apply(&plan.cgroup.rlimits) {
             fail(err, Stage::Rlimits, 0, e);
         }
@@ -775,6 +791,7 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
             fail(err, Stage::NoNewPrivs, 0, Errno::last());
         }
+        stamp("cmd-caps-nnp");
         // 10. Landlock, after every mount (a restricted thread may not mount).
         // The child owns its copy of the plan's memory: take the ruleset out of it bitwise
         // (restrict_self consumes it); never dropped, as the process execs or exits.
@@ -783,6 +800,7 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
         if let Err(e) = landlock::apply(&mut landlock) {
             fail(err, Stage::Landlock, 0, e);
         }
+        stamp("cmd-landlock");
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             fail(err, Stage::Chdir, 0, Errno::last());
         }
@@ -792,6 +810,7 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
         if let Err(e) = seccomp::apply(&plan.seccomp) {
             fail(err, Stage::Seccomp, 0, e);
         }
+        stamp("cmd-exec");
         // 12. execve, trying each PATH candidate like execvp.
         let mut last = Errno::ENOENT;
         for candidate in &plan.exec_candidates {

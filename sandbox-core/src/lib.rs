@@ -21,6 +21,8 @@ mod pty;
 mod seccomp;
 mod supervisor;
 mod sys;
+#[doc(hidden)]
+pub mod trace;
 
 pub use cgroup::{cgroup_probe, CgroupProbe, Enforced, LimitsReport, Unusable};
 pub use command::{Command, Output, Sandbox, Stdio};

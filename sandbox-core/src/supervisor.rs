@@ -341,6 +341,7 @@ impl Child {
             }
             return Err(Error::launch("waiting for the sandbox")(e));
         }
+        crate::trace::stamp("reaped");
         if let Some(mut relay) = self.relay.take() {
             relay.drain();
         }

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Where a launch spends its time: run `sandbox run -- CMD` N times with stage timestamps
+(a binary built with `--features trace-stages`) and print each stage's median.
+
+    bench/trace.py [-n 200] [--] [sandbox-run-args... --] [command...]
+
+Builds target/<host>/release/sandbox with the feature unless SANDBOX_TRACE_BIN is set.
+Stamps come from the caller, pid 1 and the command (CLOCK_MONOTONIC, the same clock as
+time.monotonic_ns here); "spawned" is taken by this script just before posix_spawn.
+"""
+import argparse, os, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build():
+    host = subprocess.check_output(["rustc", "-vV"], text=True)
+    host = next(l.split(": ")[1] for l in host.splitlines() if l.startswith("host: "))
+    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static",
+               CARGO_TARGET_DIR=os.path.join(ROOT, "target", "trace"))
+    subprocess.check_call(["cargo", "build", "--release", "--quiet", "-p", "sandbox-cli",
+                           "--features", "trace-stages", "--target", host], cwd=ROOT, env=env)
+    return os.path.join(ROOT, "target", "trace", host, "release", "sandbox")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--workdir", default="/var/tmp")
+    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
+    if "--" in rest:
+        i = rest.index("--")
+        run_args, command = rest[:i], rest[i + 1:]
+    else:
+        run_args, command = [], rest or ["/bin/true"]
+    binary = os.environ.get("SANDBOX_TRACE_BIN") or build()
+    ws = tempfile.mkdtemp(prefix="sandbox-trace-", dir=a.workdir)
+    if os.geteuid() == 0:
+        os.chown(ws, 65534, 65534)
+    trace = os.path.join(ws, "..", os.path.basename(ws) + ".trace")
+    argv = [binary, "run", *run_args, "--", *command]
+    runs = []
+    devnull = os.open(os.devnull, os.O_RDWR)
+    fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+    for i in range(a.n + 10):
+        try:
+            os.unlink(trace)
+        except FileNotFoundError:
+            pass
+        env = dict(os.environ, SANDBOX_TRACE=trace)
+        os.chdir(ws)
+        t0 = time.monotonic_ns()
+        pid = os.posix_spawn(binary, argv, env, file_actions=fa)
+        os.waitpid(pid, 0)
+        t1 = time.monotonic_ns()
+        if i < 10:
+            continue
+        stamps = [("spawned", t0)]
+        with open(trace) as f:
+            for line in f:
+                name, ns = line.split()
+                stamps.append((name, int(ns)))
+        stamps.append(("exited", t1))
+        runs.append(stamps)
+    os.unlink(trace)
+    os.rmdir(ws)
+    # Order by time within each run; report the median gap from the previous stamp.
+    order, gaps = [], {}
+    for stamps in runs:
+        stamps.sort(key=lambda s: s[1])
+        prev = None
+        for name, ns in stamps:
+            if name not in gaps:
+                order.append(name)
+                gaps[name] = []
+            gaps[name].append(0 if prev is None else ns - prev)
+            prev = ns
+    total = statistics.median(s[-1][1] - s[0][1] for s in runs)
+    print(f"{len(runs)} launches of {' '.join(argv[1:])}; median total {total / 1000:.0f} µs")
+    print(f"{'stage (time since the previous stamp)':40} {'median µs':>10} {'p90 µs':>8}")
+    for name in order:
+        g = sorted(gaps[name])
+        p90 = g[int(len(g) * 0.9)]
+        print(f"{name:40} {statistics.median(g) / 1000:10.0f} {p90 / 1000:8.0f}")
+
+
+if __name__ == "__main__":
+    main()
