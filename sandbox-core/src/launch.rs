@@ -38,6 +38,7 @@ pub(crate) enum Stage {
     Groups,
     Mount,
     Hostname,
+    NetNamespace,
     Loopback,
     Fork,
     Ids,
@@ -51,13 +52,14 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 16] = [
+    const ALL: [Stage; 17] = [
         Stage::Stdio,
         Stage::Sync,
         Stage::Session,
         Stage::Groups,
         Stage::Mount,
         Stage::Hostname,
+        Stage::NetNamespace,
         Stage::Loopback,
         Stage::Fork,
         Stage::Ids,
@@ -82,6 +84,7 @@ impl Stage {
             Stage::Groups => "dropping supplementary groups",
             Stage::Mount => "mount",
             Stage::Hostname => "sethostname",
+            Stage::NetNamespace => "creating the network namespace",
             Stage::Loopback => "bringing up loopback",
             Stage::Fork => "forking the command",
             Stage::Ids => "switching uid/gid",
@@ -119,7 +122,12 @@ pub(crate) struct Plan {
     ids: IdMapping,
     mounts: Option<MountPlan>,
     hostname: CString,
+    /// pid 1 creates the network namespace itself (not `clone3`), in parallel with the mounts.
+    new_netns: bool,
     loopback: bool,
+    /// The stack of pid 1's mount helper, then of the command until it execs (both share
+    /// pid 1's memory).
+    child_stack: Option<sys::ChildStack>,
     capabilities: CapabilityPlan,
     landlock: LandlockPlan,
     seccomp: SeccompPlan,
@@ -333,7 +341,16 @@ pub(crate) fn compile(
         ids,
         mounts,
         hostname: cstr("hostname", OsStr::new(&policy.process.hostname))?,
+        new_netns: ns_flags & libc::CLONE_NEWNET as u64 != 0,
         loopback: namespaced && policy.network.mode == NetworkMode::None,
+        child_stack: if namespaced {
+            Some(
+                sys::ChildStack::new(CHILD_STACK_SIZE)
+                    .map_err(Error::launch("allocating the child stack"))?,
+            )
+        } else {
+            None
+        },
         capabilities,
         landlock,
         seccomp,
@@ -482,7 +499,8 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
     // Step 5: clone into the new namespaces (and straight into the cgroup on v2).
     stamp("clone");
     // SAFETY: the child runs only `child_main`, which is async-signal-safe and never returns.
-    let forked = unsafe { sys::clone_fork(plan.ns_flags, true, cgroup_fd) };
+    let clone_flags = plan.ns_flags & !(libc::CLONE_NEWNET as u64);
+    let forked = unsafe { sys::clone_fork(clone_flags, true, cgroup_fd) };
     let (pid, pidfd) = match forked {
         Ok(sys::Forked::Child) => {
             // SAFETY: we are the freshly cloned child.
@@ -697,24 +715,46 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         if caller_gone(err) {
             sys::exit(125);
         }
-        // 3. Mounts: a private tree, the new root, pivot_root.
+        // 3–4. The mounts (a private tree, the new root, pivot_root) run in a helper that shares
+        // our memory and fs root, while we create the network namespace: the two largest costs
+        // of a launch, on two CPUs at once. From here until the helper is reaped, pid 1 makes
+        // only errno-free syscalls (`sys::direct`): the helper shares its errno.
+        let Some(stack) = &plan.child_stack else {
+            sys::exit(125)
+        };
         stamp("pid1-mounts");
-        if let Some(m) = &plan.mounts {
-            if let Err((i, e)) = mounts::apply(m) {
-                fail(err, Stage::Mount, i as u32, e);
+        let mut helper_args = HelperArgs { plan, err };
+        let helper = match sys::clone_on_stack(
+            libc::CLONE_VM | libc::CLONE_FS,
+            stack,
+            mount_helper,
+            (&mut helper_args as *mut HelperArgs).cast(),
+        ) {
+            Ok(pid) => pid,
+            Err(e) => fail(err, Stage::Mount, u32::MAX, e),
+        };
+        let network = (|| {
+            if plan.new_netns {
+                network::enter_new_namespace().map_err(|e| (Stage::NetNamespace, e))?;
             }
-        }
-        // 4. Hostname and loopback (uts and net namespaces).
-        stamp("pid1-mounted");
-        if libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) < 0 {
-            fail(err, Stage::Hostname, 0, Errno::last());
-        }
-        if plan.loopback {
-            if let Err(e) = network::bring_up_loopback() {
-                fail(err, Stage::Loopback, 0, e);
+            sys::direct::sethostname(plan.hostname.as_bytes()).map_err(|e| (Stage::Hostname, e))?;
+            if plan.loopback {
+                network::bring_up_loopback().map_err(|e| (Stage::Loopback, e))?;
             }
-        }
+            Ok(())
+        })();
         stamp("pid1-network");
+        let helper_status = sys::direct::wait(helper);
+        stamp("pid1-mounted");
+        if let Err((stage, e)) = network {
+            fail(err, stage, 0, e);
+        }
+        match helper_status {
+            // The helper reported its own failure on the error pipe.
+            Ok(status) if status != 0 => sys::exit(125),
+            Ok(_) => {}
+            Err(e) => fail(err, Stage::Mount, u32::MAX, e),
+        }
         // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // 5. Every inherited fd closes at the command's exec (the Landlock ruleset fd is still
@@ -723,14 +763,16 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         // 6. Fork the command; stay as init.
         init::block_signals();
         stamp("pid1-fork");
-        match sys::clone_fork(0, false, None) {
-            Ok(sys::Forked::Child) => {
-                stamp("cmd-start");
-                libc::close(fds.status_write);
-                init::reset_signals();
-                command_main(plan, err)
-            }
-            Ok(sys::Forked::Parent { pid, .. }) => {
+        // The command shares our memory until it execs (vfork): no copy of pid 1's page
+        // tables. pid 1 is suspended meanwhile, so errno and the stack are the command's.
+        let mut command_args = HelperArgs { plan, err };
+        match sys::clone_on_stack(
+            libc::CLONE_VM | libc::CLONE_VFORK,
+            stack,
+            command_trampoline,
+            (&mut command_args as *mut HelperArgs).cast(),
+        ) {
+            Ok(pid) => {
                 close_fds_except(&[fds.status_write]);
                 if plan.ids.setup_as_root {
                     // Nothing of pid 1 runs as uid 0 past setup. A failure here cannot be
@@ -751,6 +793,41 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             }
             Err(e) => fail(err, Stage::Fork, 0, e),
         }
+    }
+}
+
+/// The stack of pid 1's helpers: the mount plan's and the command's setup run on it.
+const CHILD_STACK_SIZE: usize = 256 * 1024;
+
+/// What pid 1 hands to a child that runs on [`Plan::child_stack`].
+struct HelperArgs<'a> {
+    plan: &'a Plan,
+    err: RawFd,
+}
+
+/// pid 1's mount helper: apply the mount plan, report a failure on the error pipe.
+extern "C" fn mount_helper(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: pid 1 passes a HelperArgs that outlives this helper (it waits for it).
+    let args = unsafe { &*(arg as *const HelperArgs) };
+    if let Some(m) = &args.plan.mounts {
+        // SAFETY: the helper runs between clone and exit: raw syscalls on the prepared plan.
+        if let Err((i, e)) = unsafe { mounts::apply(m) } {
+            fail(args.err, Stage::Mount, i as u32, e);
+        }
+    }
+    stamp("helper-mounted");
+    0
+}
+
+/// The command, vforked by pid 1: never returns (execs or exits).
+extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
+    stamp("cmd-start");
+    // SAFETY: pid 1 is suspended until we exec or exit, so its HelperArgs is live; the rest
+    // is the command's raw-syscall setup on the prepared plan.
+    unsafe {
+        let args = &*(arg as *const HelperArgs);
+        init::reset_signals();
+        command_main(args.plan, args.err)
     }
 }
 

@@ -263,3 +263,175 @@ pub(crate) fn clear_groups() -> Result<(), Errno> {
     check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) })
         .map(drop)
 }
+
+/// A stack for a child that shares our memory (`CLONE_VM`): an anonymous mapping with a
+/// guard page below it, so an overflow faults instead of writing over the heap.
+pub(crate) struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    /// Reserve `size` bytes (plus the guard page); pages are only touched when used.
+    pub(crate) fn new(size: usize) -> io::Result<ChildStack> {
+        let page = 4096 * 16; // covers 4 KiB and 64 KiB page sizes
+        let len = size + page;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest pages of our own mapping.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        // Stacks grow down on every architecture we build for; keep 16-byte alignment.
+        (self.base as usize + self.len) as *mut libc::c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping `new` created.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// `clone(2)` through glibc's wrapper: the child runs `f(arg)` on `stack` and exits with its
+/// return value. `flags` must include `CLONE_VM`-compatible choices made by the caller; the
+/// exit signal is SIGCHLD, so the child is waited for like any other.
+///
+/// # Safety
+/// With `CLONE_VM` the child shares our memory and thread-local storage (errno included):
+/// while both run, only one of them may use errno-setting calls, and `stack` must not be in
+/// use by another live child. `arg` must stay valid until the child exits or execs.
+pub(crate) unsafe fn clone_on_stack(
+    flags: libc::c_int,
+    stack: &ChildStack,
+    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> Result<libc::pid_t, Errno> {
+    // SAFETY: the caller upholds the sharing rules above; `stack` is a live mapping.
+    let pid = unsafe { libc::clone(f, stack.top(), flags | libc::SIGCHLD, arg) };
+    if pid < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// Syscalls that return `-errno` instead of setting errno: for pid 1 while a `CLONE_VM`
+/// helper shares its thread-local errno (see [`clone_on_stack`]).
+pub(crate) mod direct {
+    use nix::errno::Errno;
+
+    /// One raw syscall with up to four arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for syscall `nr`.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn syscall4(nr: libc::c_long, a: [usize; 4]) -> Result<usize, Errno> {
+        let ret: isize;
+        // SAFETY: the x86_64 syscall ABI; rcx and r11 are clobbered by the instruction.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a[0],
+                in("rsi") a[1],
+                in("rdx") a[2],
+                in("r10") a[3],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        decode(ret)
+    }
+
+    /// One raw syscall with up to four arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for syscall `nr`.
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) unsafe fn syscall4(nr: libc::c_long, a: [usize; 4]) -> Result<usize, Errno> {
+        let ret: isize;
+        // SAFETY: the aarch64 syscall ABI (number in x8, result in x0).
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") nr,
+                inlateout("x0") a[0] as isize => ret,
+                in("x1") a[1],
+                in("x2") a[2],
+                in("x3") a[3],
+                options(nostack),
+            );
+        }
+        decode(ret)
+    }
+
+    fn decode(ret: isize) -> Result<usize, Errno> {
+        if (-4095..0).contains(&ret) {
+            Err(Errno::from_raw(-ret as i32))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    /// `unshare(flags)`.
+    pub(crate) fn unshare(flags: libc::c_int) -> Result<(), Errno> {
+        // SAFETY: integer argument only.
+        unsafe { syscall4(libc::SYS_unshare, [flags as usize, 0, 0, 0]) }.map(drop)
+    }
+
+    /// `sethostname(name, len)`.
+    pub(crate) fn sethostname(name: &[u8]) -> Result<(), Errno> {
+        // SAFETY: a valid buffer and its length.
+        unsafe {
+            syscall4(
+                libc::SYS_sethostname,
+                [name.as_ptr() as usize, name.len(), 0, 0],
+            )
+        }
+        .map(drop)
+    }
+
+    /// `wait4(pid, &status, __WALL, NULL)`, retried on EINTR; returns the wait status.
+    pub(crate) fn wait(pid: libc::pid_t) -> Result<libc::c_int, Errno> {
+        let mut status: libc::c_int = 0;
+        loop {
+            // SAFETY: status is valid writable memory; no rusage.
+            let r = unsafe {
+                syscall4(
+                    libc::SYS_wait4,
+                    [
+                        pid as usize,
+                        &mut status as *mut libc::c_int as usize,
+                        libc::__WALL as usize,
+                        0,
+                    ],
+                )
+            };
+            match r {
+                Ok(_) => return Ok(status),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
