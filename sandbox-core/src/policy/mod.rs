@@ -111,7 +111,9 @@ impl Environment {
     /// The calling process's environment, working directory, home, uid, gid and user name.
     ///
     /// `HOME` and `USER` (or `LOGNAME`) come from the environment; only when they are unset is
-    /// the password database asked.
+    /// `/etc/passwd` read. Other NSS sources (LDAP, sssd) are not asked: glibc can only reach
+    /// them by loading shared libraries, which a static build cannot do and which would add
+    /// ~0.2 MB to every sandbox's supervisor. Set `HOME` and `USER` for such accounts.
     pub fn from_process() -> Environment {
         let vars: HashMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -128,9 +130,9 @@ impl Environment {
             .filter(|u| !u.is_empty())
             .cloned();
         if home.is_none() || user.is_none() {
-            if let Ok(Some(entry)) = nix::unistd::User::from_uid(uid) {
-                home = home.or(Some(entry.dir));
-                user = user.or(Some(entry.name));
+            if let Some((name, dir)) = passwd_entry(uid.as_raw()) {
+                home = home.or(Some(dir));
+                user = user.or(Some(name));
             }
         }
         Environment {
@@ -142,6 +144,20 @@ impl Environment {
             vars,
         }
     }
+}
+
+/// The name and home directory of `uid` in `/etc/passwd` (`name:pw:uid:gid:gecos:home:shell`).
+fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.as_slice() {
+            [name, _, id, _, _, home, ..] if id.parse() == Ok(uid) && home.starts_with('/') => {
+                Some(((*name).to_owned(), PathBuf::from(home)))
+            }
+            _ => None,
+        }
+    })
 }
 
 /// Command-line flags that override the policy. Every field empty means no override.
