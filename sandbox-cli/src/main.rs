@@ -225,7 +225,11 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
         isolation: args.isolation,
     };
     sandbox_core::trace::stamp("cli-parsed");
-    let policy = Policy::load(&args.policy)?.resolve(&overrides, &Environment::from_process())?;
+    let loaded = Policy::load(&args.policy)?;
+    sandbox_core::trace::stamp("policy-loaded");
+    let env = Environment::from_process();
+    sandbox_core::trace::stamp("environment");
+    let policy = loaded.resolve(&overrides, &env)?;
     sandbox_core::trace::stamp("policy-resolved");
     let limits = policy.limits.clone();
     let (program, rest) = args.command.split_first().ok_or_else(|| Error::NotFound {

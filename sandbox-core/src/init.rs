@@ -102,6 +102,7 @@ pub(crate) unsafe fn run(command: libc::pid_t, status_fd: RawFd) -> ! {
                         } else {
                             128 + libc::WTERMSIG(status)
                         };
+                        crate::trace::stamp("pid1-exit");
                         sys::exit(code);
                     }
                 }

@@ -125,8 +125,7 @@ pub(crate) struct Plan {
     /// pid 1 creates the network namespace itself (not `clone3`), in parallel with the mounts.
     new_netns: bool,
     loopback: bool,
-    /// The stack of pid 1's mount helper, then of the command until it execs (both share
-    /// pid 1's memory).
+    /// The stack of the command until it execs (it shares pid 1's memory meanwhile).
     child_stack: Option<sys::ChildStack>,
     capabilities: CapabilityPlan,
     landlock: LandlockPlan,
@@ -232,6 +231,7 @@ pub(crate) fn compile(
         None
     };
 
+    stamp("compiled-mountplan");
     if namespaced {
         refuse_carves_under_tmpfs(policy)?;
     }
@@ -275,6 +275,7 @@ pub(crate) fn compile(
         child_paths: &child_paths,
         extra_read_write: &extra_read_write,
     })?;
+    stamp("compiled-landlock");
     // ptrace stays usable by debuggers where something else confines it to the sandbox.
     let ptrace_confined = namespaced
         || !matches!(
@@ -287,7 +288,7 @@ pub(crate) fn compile(
         policy.isolation,
         ptrace_confined,
     )?;
-    stamp("compiled-landlock-seccomp");
+    stamp("compiled-seccomp");
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
     let cgroup = if create_cgroup {
@@ -296,6 +297,7 @@ pub(crate) fn compile(
         cgroup::check(&policy.limits)?
     };
 
+    stamp("compiled-caps-cgroup");
     let cwd = spec.cwd.unwrap_or(&policy.process.cwd);
     let mut env = environment(policy, spec);
     if let Some(dir) = &private_tmp {
@@ -694,7 +696,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         }
         if plan.isolation == Isolation::Landlock {
             init::reset_signals();
-            command_main(plan, err);
+            command_main(plan, err, -1);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
         if !plan.ids.deny_setgroups {
@@ -715,132 +717,187 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         if caller_gone(err) {
             sys::exit(125);
         }
-        // 3–4. The mounts (a private tree, the new root, pivot_root) run in a helper that shares
-        // our memory and fs root, while we create the network namespace: the two largest costs
-        // of a launch, on two CPUs at once. From here until the helper is reaped, pid 1 makes
-        // only errno-free syscalls (`sys::direct`): the helper shares its errno.
+        // 3–4. Two CPUs, two jobs: the command, cloned now and sharing our memory and fs root
+        // (on its own stack), builds the mounts (a private tree, the new root, pivot_root) and
+        // its own confinement, while pid 1 creates the network namespace (the largest kernel
+        // cost of a launch). pid 1 sends the namespace to the command as an fd, which the
+        // command joins before it drops its capabilities, then sets the hostname and brings lo
+        // up; the command execs only after that. Until the command has exec'd, pid 1 makes
+        // only errno-free syscalls (`sys::direct`): the command shares its errno.
         let Some(stack) = &plan.child_stack else {
             sys::exit(125)
         };
-        stamp("pid1-mounts");
-        let mut helper_args = HelperArgs { plan, err };
-        let helper = match sys::clone_on_stack(
+        // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach (the
+        // command shares the flag until its exec, which gives it its own).
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // Every inherited fd closes at the command's exec (the Landlock ruleset fd is still
+        // needed until then); pid 1 closes all but its status pipe once the command has exec'd.
+        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
+        init::block_signals();
+        // `netns`: pid 1 → command: the namespace fd, then one byte once loopback is up
+        // (EOF instead: pid 1 failed, reported it, and ends the sandbox).
+        // `execed`: EOF for pid 1 once the command has exec'd or exited (CLOEXEC write end).
+        let netns = if plan.new_netns {
+            match sys::socketpair_raw() {
+                Ok(p) => Some(p),
+                Err(e) => fail(err, Stage::NetNamespace, 1, e),
+            }
+        } else {
+            None
+        };
+        let (execed_r, execed_w) = match sys::pipe_raw() {
+            Ok(p) => p,
+            Err(e) => fail(err, Stage::Fork, 1, e),
+        };
+        stamp("pid1-fork");
+        let mut command_args = CommandArgs {
+            plan,
+            err,
+            netns: netns.map_or(-1, |(_, theirs)| theirs),
+            close_in_command: [netns.map_or(-1, |(ours, _)| ours), execed_r],
+        };
+        let command = match sys::clone_on_stack(
             libc::CLONE_VM | libc::CLONE_FS,
             stack,
-            mount_helper,
-            (&mut helper_args as *mut HelperArgs).cast(),
+            command_trampoline,
+            (&mut command_args as *mut CommandArgs).cast(),
         ) {
             Ok(pid) => pid,
-            Err(e) => fail(err, Stage::Mount, u32::MAX, e),
+            Err(e) => fail(err, Stage::Fork, 0, e),
         };
+        // From here until `execed` reports EOF: sys::direct only.
+        let _ = sys::direct::close(execed_w);
         let network = (|| {
-            if plan.new_netns {
-                network::enter_new_namespace().map_err(|e| (Stage::NetNamespace, e))?;
-            }
+            let Some((ours, theirs)) = netns else {
+                return sys::direct::sethostname(plan.hostname.as_bytes())
+                    .map_err(|e| (Stage::Hostname, e));
+            };
+            let _ = sys::direct::close(theirs);
+            let socket = network::enter_new_namespace().map_err(|e| (Stage::NetNamespace, e))?;
+            stamp("pid1-netns");
+            let namespace = network::namespace_of(socket).map_err(|e| (Stage::NetNamespace, e))?;
+            sys::direct::send_fd(ours, namespace).map_err(|e| (Stage::NetNamespace, e))?;
+            let _ = sys::direct::close(namespace);
             sys::direct::sethostname(plan.hostname.as_bytes()).map_err(|e| (Stage::Hostname, e))?;
             if plan.loopback {
-                network::bring_up_loopback().map_err(|e| (Stage::Loopback, e))?;
+                network::bring_up_loopback(socket).map_err(|e| (Stage::Loopback, e))?;
             }
+            let _ = sys::direct::close(socket);
+            sys::direct::write(ours, b"l").map_err(|e| (Stage::Loopback, e))?;
+            let _ = sys::direct::close(ours);
             Ok(())
         })();
         stamp("pid1-network");
-        let helper_status = sys::direct::wait(helper);
-        stamp("pid1-mounted");
         if let Err((stage, e)) = network {
+            // The command must not run on without its network namespace.
+            let _ = sys::direct::kill(command, libc::SIGKILL);
+            let _ = sys::direct::wait(command);
             fail(err, stage, 0, e);
         }
-        match helper_status {
-            // The helper reported its own failure on the error pipe.
-            Ok(status) if status != 0 => sys::exit(125),
-            Ok(_) => {}
-            Err(e) => fail(err, Stage::Mount, u32::MAX, e),
-        }
-        // pid 1 is not dumpable: /proc/1/{exe,mem,fd} stay out of the command's reach.
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        // 5. Every inherited fd closes at the command's exec (the Landlock ruleset fd is still
-        // needed until then); pid 1 closes all but its status pipe right after the fork.
-        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
-        // 6. Fork the command; stay as init.
-        init::block_signals();
-        stamp("pid1-fork");
-        // The command shares our memory until it execs (vfork): no copy of pid 1's page
-        // tables. pid 1 is suspended meanwhile, so errno and the stack are the command's.
-        let mut command_args = HelperArgs { plan, err };
-        match sys::clone_on_stack(
-            libc::CLONE_VM | libc::CLONE_VFORK,
-            stack,
-            command_trampoline,
-            (&mut command_args as *mut HelperArgs).cast(),
-        ) {
-            Ok(pid) => {
-                close_fds_except(&[fds.status_write]);
-                if plan.ids.setup_as_root {
-                    // Nothing of pid 1 runs as uid 0 past setup. A failure here cannot be
-                    // reported (the command runs already): kill the whole sandbox instead.
-                    let _ = capabilities::keep_across_setuid();
-                    if sys::setresgid(plan.ids.inside_gid).is_err()
-                        || sys::setresuid(plan.ids.inside_uid).is_err()
-                    {
-                        libc::kill(pid, libc::SIGKILL);
-                        sys::exit(125);
-                    }
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                }
-                // pid 1 needs no privilege to reap and forward: drop it all.
-                let _ = capabilities::apply(&plan.capabilities);
-                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-                init::run(pid, fds.status_write)
+        let mut byte = [0u8; 1];
+        while let Ok(1) = sys::direct::read(execed_r, &mut byte) {}
+        let _ = sys::direct::close(execed_r);
+        stamp("pid1-command-execed");
+        // 5. The command runs: pid 1 keeps only its status pipe and becomes init.
+        close_fds_except(&[fds.status_write, crate::trace::raw_fd()]);
+        if plan.ids.setup_as_root {
+            // Nothing of pid 1 runs as uid 0 past setup. A failure here cannot be
+            // reported (the command runs already): kill the whole sandbox instead.
+            let _ = capabilities::keep_across_setuid();
+            if sys::setresgid(plan.ids.inside_gid).is_err()
+                || sys::setresuid(plan.ids.inside_uid).is_err()
+            {
+                libc::kill(command, libc::SIGKILL);
+                sys::exit(125);
             }
-            Err(e) => fail(err, Stage::Fork, 0, e),
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         }
+        // pid 1 needs no privilege to reap and forward: drop it all.
+        let _ = capabilities::apply(&plan.capabilities);
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        init::run(command, fds.status_write)
     }
 }
 
-/// The stack of pid 1's helpers: the mount plan's and the command's setup run on it.
+/// The stack the command runs on until it execs (it shares pid 1's memory).
 const CHILD_STACK_SIZE: usize = 256 * 1024;
 
-/// What pid 1 hands to a child that runs on [`Plan::child_stack`].
-struct HelperArgs<'a> {
+/// What pid 1 hands to the command it clones onto [`Plan::child_stack`].
+struct CommandArgs<'a> {
     plan: &'a Plan,
     err: RawFd,
+    /// The command's end of the network-namespace socket pair, or -1 without a new netns.
+    netns: RawFd,
+    /// pid 1's ends of the sync pipes, inherited by the clone: closed at once.
+    close_in_command: [RawFd; 2],
 }
 
-/// pid 1's mount helper: apply the mount plan, report a failure on the error pipe.
-extern "C" fn mount_helper(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: pid 1 passes a HelperArgs that outlives this helper (it waits for it).
-    let args = unsafe { &*(arg as *const HelperArgs) };
-    if let Some(m) = &args.plan.mounts {
-        // SAFETY: the helper runs between clone and exit: raw syscalls on the prepared plan.
-        if let Err((i, e)) = unsafe { mounts::apply(m) } {
-            fail(args.err, Stage::Mount, i as u32, e);
-        }
-    }
-    stamp("helper-mounted");
-    0
-}
-
-/// The command, vforked by pid 1: never returns (execs or exits).
+/// The command, cloned by pid 1 sharing its memory: builds the mounts, then runs
+/// [`command_main`]; never returns (execs or exits).
 extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
     stamp("cmd-start");
-    // SAFETY: pid 1 is suspended until we exec or exit, so its HelperArgs is live; the rest
-    // is the command's raw-syscall setup on the prepared plan.
+    // SAFETY: pid 1 keeps CommandArgs alive until we exec or exit (it waits for `execed`);
+    // the rest is the command's raw-syscall setup on the prepared plan.
     unsafe {
-        let args = &*(arg as *const HelperArgs);
+        let args = &*(arg as *const CommandArgs);
+        for fd in args.close_in_command {
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
         init::reset_signals();
-        command_main(args.plan, args.err)
+        if let Some(m) = &args.plan.mounts {
+            if let Err((i, e)) = mounts::apply(m) {
+                fail(args.err, Stage::Mount, i as u32, e);
+            }
+        }
+        stamp("cmd-mounted");
+        command_main(args.plan, args.err, args.netns)
     }
 }
 
-/// Command steps 7–12: ids, rlimits, capabilities, no_new_privs, Landlock, seccomp, exec.
+/// Command steps 7–14: no_new_privs, Landlock, the network namespace, ids, working
+/// directory, rlimits, capabilities, seccomp, exec.
+///
+/// `netns`: in namespaces mode with a new network namespace, the socket on which pid 1 sends
+/// it (then one byte once loopback is up); -1 otherwise.
 ///
 /// # Safety
 /// As [`child_main`].
-unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
+unsafe fn command_main(plan: &Plan, err: RawFd, netns: RawFd) -> ! {
     // SAFETY: raw syscalls on the plan's prepared data throughout.
     unsafe {
-        // 7. The policy's uid/gid inside the user namespace (a root caller becomes nobody).
-        // KEEPCAPS: leaving uid 0 would otherwise empty the permitted set before step 8 can
-        // drop the bounding set (which needs CAP_SETPCAP).
+        // 7. no_new_privs: setuid binaries gain nothing; required by Landlock and seccomp.
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail(err, Stage::NoNewPrivs, 0, Errno::last());
+        }
+        // 8. Landlock, after every mount (a restricted thread may not mount); it does not
+        // restrict the setns/setresuid below. The ruleset is taken out of the plan bitwise
+        // (restrict_self consumes it) and never dropped: the process execs or exits.
+        let mut landlock: std::mem::ManuallyDrop<LandlockPlan> =
+            std::mem::ManuallyDrop::new(std::ptr::read(&plan.landlock));
+        if let Err(e) = landlock::apply(&mut landlock) {
+            fail(err, Stage::Landlock, 0, e);
+        }
+        stamp("cmd-landlock");
+        // 9. Join the network namespace pid 1 made, while CAP_SYS_ADMIN is still effective.
+        if netns >= 0 {
+            match sys::recv_fd(netns) {
+                Ok(Some(fd)) => {
+                    if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                        fail(err, Stage::NetNamespace, 2, Errno::last());
+                    }
+                    libc::close(fd);
+                }
+                // pid 1 failed and reported it; it is about to end the sandbox.
+                Ok(None) => sys::exit(125),
+                Err(e) => fail(err, Stage::NetNamespace, 3, e),
+            }
+        }
+        stamp("cmd-netns");
+        // 10. The policy's uid/gid (a root caller becomes nobody). KEEPCAPS: leaving uid 0
+        // would otherwise empty the permitted set before step 12 can drop the bounding set
+        // (which needs CAP_SETPCAP).
         let _ = capabilities::keep_across_setuid();
         if plan.isolation == Isolation::Namespaces || libc::geteuid() == 0 {
             let (uid, gid) = (plan.ids.inside_uid, plan.ids.inside_gid);
@@ -857,38 +914,33 @@ unsafe fn command_main(plan: &Plan, err: RawFd) -> ! {
             }
         }
         stamp("cmd-ids");
-        if let Err(e) = limits::apply(&plan.cgroup.rlimits) {
-            fail(err, Stage::Rlimits, 0, e);
-        }
-        // 8. Every capability set emptied (bounding first: it needs CAP_SETPCAP).
-        if let Err(e) = capabilities::apply(&plan.capabilities) {
-            fail(err, Stage::Capabilities, 0, e);
-        }
-        // 9. no_new_privs: setuid binaries gain nothing; required by Landlock and seccomp.
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail(err, Stage::NoNewPrivs, 0, Errno::last());
-        }
-        stamp("cmd-caps-nnp");
-        // 10. Landlock, after every mount (a restricted thread may not mount).
-        // The child owns its copy of the plan's memory: take the ruleset out of it bitwise
-        // (restrict_self consumes it); never dropped, as the process execs or exits.
-        let mut landlock: std::mem::ManuallyDrop<LandlockPlan> =
-            std::mem::ManuallyDrop::new(std::ptr::read(&plan.landlock));
-        if let Err(e) = landlock::apply(&mut landlock) {
-            fail(err, Stage::Landlock, 0, e);
-        }
-        stamp("cmd-landlock");
+        // 11. The working directory, as the command's own ids and under Landlock.
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             fail(err, Stage::Chdir, 0, Errno::last());
         }
+        if let Err(e) = limits::apply(&plan.cgroup.rlimits) {
+            fail(err, Stage::Rlimits, 0, e);
+        }
+        // 12. Every capability set emptied (bounding first: it needs CAP_SETPCAP).
+        if let Err(e) = capabilities::apply(&plan.capabilities) {
+            fail(err, Stage::Capabilities, 0, e);
+        }
+        stamp("cmd-caps");
         // Every inherited fd closes at exec; the error pipe stays usable until then.
         let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
-        // 11. seccomp last, so the filter never has to allow the setup syscalls above.
+        // 13. seccomp last, so the filter never has to allow the setup syscalls above.
         if let Err(e) = seccomp::apply(&plan.seccomp) {
             fail(err, Stage::Seccomp, 0, e);
         }
+        // Loopback must be up before the command runs.
+        if netns >= 0 {
+            let mut byte = [0u8; 1];
+            if !matches!(sys::read_full(netns, &mut byte), Ok(1)) {
+                sys::exit(125);
+            }
+        }
         stamp("cmd-exec");
-        // 12. execve, trying each PATH candidate like execvp.
+        // 14. execve, trying each PATH candidate like execvp.
         let mut last = Errno::ENOENT;
         for candidate in &plan.exec_candidates {
             libc::execve(

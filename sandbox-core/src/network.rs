@@ -1,24 +1,27 @@
 //! Network: in a new network namespace only loopback exists, and it starts down.
+//!
+//! pid 1 creates the namespace (owned by the sandbox's user namespace, fresh per sandbox)
+//! while the command, which shares pid 1's memory, builds the mounts; pid 1 then hands the
+//! namespace to the command as an fd and brings loopback up while the command confines
+//! itself. Everything pid 1 calls here is errno-free (`sys::direct`): the command shares its
+//! thread-local errno.
+
+use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
 use crate::sys::direct;
 
-/// Child (pid 1): enter a new network namespace, owned by the sandbox's user namespace.
-///
-/// This is most of a launch's kernel time (≈ 0.5 ms: loopback device, per-namespace sysctls
-/// and netfilter state), so pid 1 does it while its mount helper builds the new root.
-/// errno-free: that helper shares pid 1's thread-local storage.
-pub(crate) fn enter_new_namespace() -> Result<(), Errno> {
-    direct::unshare(libc::CLONE_NEWNET)
-}
+/// `SIOCGSKNS` (linux/sockios.h): an fd for the network namespace of a socket.
+const SIOCGSKNS: usize = 0x894C;
 
-/// Child (pid 1): bring `lo` up (needs CAP_NET_ADMIN in the namespace's owning user
-/// namespace). errno-free, like [`enter_new_namespace`].
-pub(crate) fn bring_up_loopback() -> Result<(), Errno> {
-    // SAFETY: socket/ioctl/close on integers and a stack-allocated ifreq.
+/// pid 1: enter a new network namespace and return a socket inside it. This is most of a
+/// launch's kernel time (≈ 0.5 ms: loopback device, per-namespace sysctls, netfilter state).
+pub(crate) fn enter_new_namespace() -> Result<RawFd, Errno> {
+    direct::unshare(libc::CLONE_NEWNET)?;
+    // SAFETY: socket(2) on integers.
     unsafe {
-        let fd = direct::syscall4(
+        direct::syscall4(
             libc::SYS_socket,
             [
                 libc::AF_INET as usize,
@@ -26,33 +29,45 @@ pub(crate) fn bring_up_loopback() -> Result<(), Errno> {
                 0,
                 0,
             ],
-        )?;
+        )
+    }
+    .map(|fd| fd as RawFd)
+}
+
+/// pid 1: an fd for the network namespace `socket` lives in (needs CAP_NET_ADMIN there).
+pub(crate) fn namespace_of(socket: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: ioctl(2) on integers; SIOCGSKNS takes no argument.
+    unsafe { direct::syscall4(libc::SYS_ioctl, [socket as usize, SIOCGSKNS, 0, 0]) }
+        .map(|fd| fd as RawFd)
+}
+
+/// pid 1: bring `lo` up through `socket` (needs CAP_NET_ADMIN in the namespace's owner).
+pub(crate) fn bring_up_loopback(socket: RawFd) -> Result<(), Errno> {
+    // SAFETY: ioctl(2) on a stack-allocated ifreq.
+    unsafe {
         let mut req: libc::ifreq = std::mem::zeroed();
         for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
             *dst = *src as libc::c_char;
         }
-        let mut result = direct::syscall4(
+        direct::syscall4(
             libc::SYS_ioctl,
             [
-                fd,
+                socket as usize,
                 libc::SIOCGIFFLAGS as usize,
                 &mut req as *mut _ as usize,
                 0,
             ],
-        );
-        if result.is_ok() {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            result = direct::syscall4(
-                libc::SYS_ioctl,
-                [
-                    fd,
-                    libc::SIOCSIFFLAGS as usize,
-                    &req as *const _ as usize,
-                    0,
-                ],
-            );
-        }
-        let _ = direct::syscall4(libc::SYS_close, [fd, 0, 0, 0]);
-        result.map(drop)
+        )?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        direct::syscall4(
+            libc::SYS_ioctl,
+            [
+                socket as usize,
+                libc::SIOCSIFFLAGS as usize,
+                &req as *const _ as usize,
+                0,
+            ],
+        )
+        .map(drop)
     }
 }

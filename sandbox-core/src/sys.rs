@@ -337,6 +337,8 @@ pub(crate) unsafe fn clone_on_stack(
 /// Syscalls that return `-errno` instead of setting errno: for pid 1 while a `CLONE_VM`
 /// helper shares its thread-local errno (see [`clone_on_stack`]).
 pub(crate) mod direct {
+    use std::os::fd::RawFd;
+
     use nix::errno::Errno;
 
     /// One raw syscall with up to four arguments.
@@ -411,6 +413,82 @@ pub(crate) mod direct {
         .map(drop)
     }
 
+    /// `close(fd)`.
+    pub(crate) fn close(fd: RawFd) -> Result<(), Errno> {
+        // SAFETY: integer argument only.
+        unsafe { syscall4(libc::SYS_close, [fd as usize, 0, 0, 0]) }.map(drop)
+    }
+
+    /// `read(fd, buf)`, retried on EINTR; returns the count (0 = EOF).
+    pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+        loop {
+            // SAFETY: a valid writable buffer and its length.
+            let r = unsafe {
+                syscall4(
+                    libc::SYS_read,
+                    [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0],
+                )
+            };
+            if r != Err(Errno::EINTR) {
+                return r;
+            }
+        }
+    }
+
+    /// `write(fd, buf)` once, retried on EINTR; returns the count.
+    pub(crate) fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+        loop {
+            // SAFETY: a valid buffer and its length.
+            let r = unsafe {
+                syscall4(
+                    libc::SYS_write,
+                    [fd as usize, buf.as_ptr() as usize, buf.len(), 0],
+                )
+            };
+            if r != Err(Errno::EINTR) {
+                return r;
+            }
+        }
+    }
+
+    /// `sendmsg` of one byte carrying `fd` (SCM_RIGHTS).
+    pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), Errno> {
+        let byte = [b'n'];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_ptr() as *mut libc::c_void,
+            iov_len: 1,
+        };
+        let mut control = [0u64; 4];
+        // SAFETY: msghdr and the control buffer are plain stack data; CMSG_* stay inside it.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+            loop {
+                let r = syscall4(
+                    libc::SYS_sendmsg,
+                    [socket as usize, &msg as *const _ as usize, 0, 0],
+                );
+                if r != Err(Errno::EINTR) {
+                    return r.map(drop);
+                }
+            }
+        }
+    }
+
+    /// `kill(pid, sig)`.
+    pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) -> Result<(), Errno> {
+        // SAFETY: integer arguments only.
+        unsafe { syscall4(libc::SYS_kill, [pid as usize, sig as usize, 0, 0]) }.map(drop)
+    }
+
     /// `wait4(pid, &status, __WALL, NULL)`, retried on EINTR; returns the wait status.
     pub(crate) fn wait(pid: libc::pid_t) -> Result<libc::c_int, Errno> {
         let mut status: libc::c_int = 0;
@@ -433,5 +511,63 @@ pub(crate) mod direct {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)` as raw fds, for the child side (no allocation, no `OwnedFd`).
+pub(crate) fn pipe_raw() -> Result<(RawFd, RawFd), Errno> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)` as raw fds, for the child side.
+pub(crate) fn socketpair_raw() -> Result<(RawFd, RawFd), Errno> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: socketpair fills the two-element array.
+    check_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// The command: receive one fd sent with [`direct::send_fd`] (close-on-exec); `None` at EOF.
+pub(crate) fn recv_fd(socket: RawFd) -> Result<Option<RawFd>, Errno> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one SCM_RIGHTS control message carrying one int, suitably aligned.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; every pointer refers to the stack buffers above.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = loop {
+            let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || Errno::last() != Errno::EINTR {
+                break n;
+            }
+        };
+        if n < 0 {
+            return Err(Errno::last());
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if n == 0 || cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Ok(None);
+        }
+        Ok(Some(std::ptr::read_unaligned(
+            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+        )))
     }
 }

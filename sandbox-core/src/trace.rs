@@ -34,6 +34,11 @@ mod imp {
         fd();
     }
 
+    /// The trace fd, for pid 1 to keep open (-1 when not tracing).
+    pub fn raw_fd() -> i32 {
+        FD.load(Ordering::Relaxed).max(-1)
+    }
+
     /// Append `name ns\n`. Child-safe once `init` ran in the parent.
     pub fn stamp(name: &str) {
         let fd = FD.load(Ordering::Relaxed);
@@ -82,6 +87,11 @@ mod imp {
     /// No-op without the `trace-stages` feature.
     #[inline(always)]
     pub fn stamp(_name: &str) {}
+    /// No trace fd without the `trace-stages` feature.
+    #[inline(always)]
+    pub fn raw_fd() -> i32 {
+        -1
+    }
 }
 
-pub use imp::{init, stamp};
+pub use imp::{init, raw_fd, stamp};
