@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod doctor;
+mod fastargs;
 mod report;
 
 use std::ffi::OsString;
@@ -61,7 +62,7 @@ enum PolicyCommand {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Debug, PartialEq)]
 #[command(
     after_help = "Exit codes: the command's own; 128+N when killed by signal N (137: also \
 the memory limit, the report says which); 124 timeout; 125 the sandbox failed (bad policy or \
@@ -133,6 +134,10 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
 fn cli_main() -> libc::c_int {
     sandbox_core::trace::init();
     sandbox_core::trace::stamp("main");
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(run) = fastargs::parse_run(&args) {
+        return finish(run_command(Box::new(run)));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -141,7 +146,12 @@ fn cli_main() -> libc::c_int {
             return code;
         }
     };
-    match run(cli) {
+    finish(run(cli))
+}
+
+/// The process exit code for what a subcommand returned, printing its error.
+fn finish(result: Result<i32, Error>) -> libc::c_int {
+    match result {
         Ok(code) => code.clamp(0, 255),
         Err(e) => {
             eprintln!("sandbox: error: {e}");

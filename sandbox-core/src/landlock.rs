@@ -375,14 +375,15 @@ fn prepare_with_abi(
     }
 
     let mut child_rules = Vec::with_capacity(input.child_paths.len());
-    for (path, access) in input.child_paths {
+    for (path, kind) in input.child_paths {
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| LandlockError::NulByte {
             key: "child path",
             path: path.clone(),
         })?;
-        let mut access = rights.child(*access);
-        // A rule on a file (a device node in landlock isolation mode) may only carry file rights.
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+        let mut access = rights.child(*kind);
+        // A rule on a file (a device node in landlock isolation mode) may only carry file
+        // rights. Only device paths can be files: the others are directories of the sandbox.
+        if *kind == ChildAccess::Dev && std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
             access &= rights.file;
         }
         child_rules.push((c, access));
