@@ -544,6 +544,7 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
     if let Some(cg) = &plan.cgroup.cgroup {
         if cgroup_fd.is_none() {
             cg.attach(pid).map_err(|e| abort(e.into()))?;
+            stamp("cgroup-attached");
         }
     }
     // Step 7: release the child and wait for execve (EOF on the CLOEXEC error pipe).
@@ -750,11 +751,13 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             Err(e) => fail(err, Stage::Fork, 1, e),
         };
         stamp("pid1-fork");
+        let cpus = CpuSpread::new();
         let mut command_args = CommandArgs {
             plan,
             err,
             netns: netns.map_or(-1, |(_, theirs)| theirs),
             close_in_command: [netns.map_or(-1, |(ours, _)| ours), execed_r],
+            affinity: cpus.map(|c| c.original),
         };
         let command = match sys::clone_on_stack(
             libc::CLONE_VM | libc::CLONE_FS,
@@ -766,6 +769,9 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             Err(e) => fail(err, Stage::Fork, 0, e),
         };
         // From here until `execed` reports EOF: sys::direct only.
+        if let Some(cpus) = &cpus {
+            cpus.move_away(command);
+        }
         let _ = sys::direct::close(execed_w);
         let network = (|| {
             let Some((ours, theirs)) = netns else {
@@ -830,6 +836,59 @@ struct CommandArgs<'a> {
     netns: RawFd,
     /// pid 1's ends of the sync pipes, inherited by the clone: closed at once.
     close_in_command: [RawFd; 2],
+    /// The CPU affinity to restore once running (see [`CpuSpread`]).
+    affinity: Option<libc::cpu_set_t>,
+}
+
+/// The scheduler places a freshly cloned task next to its parent and leaves it queued there
+/// while the parent keeps the CPU (for pid 1: ~0.4 ms inside `unshare(CLONE_NEWNET)`, longer
+/// when a cpu cgroup is set), although the other CPU is idle. pid 1 therefore moves the
+/// command off its own CPU right after the clone, and the command restores the original
+/// affinity as soon as it runs: the program it execs sees the caller's affinity unchanged.
+#[derive(Clone, Copy)]
+struct CpuSpread {
+    original: libc::cpu_set_t,
+    elsewhere: libc::cpu_set_t,
+}
+
+impl CpuSpread {
+    /// `None` when only this CPU is allowed (nothing to spread to).
+    fn new() -> Option<CpuSpread> {
+        // SAFETY: cpu_set_t is plain data filled by sched_getaffinity; sched_getcpu reads the vDSO.
+        unsafe {
+            let mut original: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            if libc::sched_getaffinity(0, size, &mut original) < 0 {
+                return None;
+            }
+            let here = libc::sched_getcpu();
+            if here < 0 {
+                return None;
+            }
+            let mut elsewhere = original;
+            libc::CPU_CLR(here as usize, &mut elsewhere);
+            (libc::CPU_COUNT(&elsewhere) > 0).then_some(CpuSpread {
+                original,
+                elsewhere,
+            })
+        }
+    }
+
+    /// pid 1, errno-free: let `pid` run on any allowed CPU but this one.
+    fn move_away(&self, pid: libc::pid_t) {
+        // SAFETY: sched_setaffinity reads the set; failures only cost the parallelism.
+        let _ = unsafe {
+            sys::direct::syscall4(
+                libc::SYS_sched_setaffinity,
+                [
+                    pid as usize,
+                    std::mem::size_of::<libc::cpu_set_t>(),
+                    &self.elsewhere as *const libc::cpu_set_t as usize,
+                    0,
+                ],
+            )
+        };
+    }
 }
 
 /// The command, cloned by pid 1 sharing its memory: builds the mounts, then runs
@@ -840,6 +899,9 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
     // the rest is the command's raw-syscall setup on the prepared plan.
     unsafe {
         let args = &*(arg as *const CommandArgs);
+        if let Some(original) = &args.affinity {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), original);
+        }
         for fd in args.close_in_command {
             if fd >= 0 {
                 libc::close(fd);

@@ -364,8 +364,11 @@ impl Child {
         };
         let mut oom_killed = false;
         if let Some(cg) = self.cgroup.take() {
+            crate::trace::stamp("cgroup-teardown");
             let _ = cg.kill();
+            crate::trace::stamp("cgroup-killed");
             let u = cg.usage();
+            crate::trace::stamp("cgroup-usage");
             oom_killed = u.oom_killed;
             if u.memory_peak_bytes.is_some() {
                 usage.peak_memory = u.memory_peak_bytes;
@@ -379,6 +382,7 @@ impl Child {
                 usage.system_cpu = usage.system_cpu.max(Duration::from_micros(us));
             }
             cg.remove()?;
+            crate::trace::stamp("cgroup-removed");
         }
         if let Some(dir) = self.private_tmp.take() {
             // We created it for this sandbox; its contents are the command's scratch files.

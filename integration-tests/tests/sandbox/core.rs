@@ -50,6 +50,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         proc_shows_only_sandbox,
     ));
     t.push(Test::new("core::proc_hardening", &[Userns], proc_hardening));
+    t.push(Test::new(
+        "core::cpu_affinity_is_the_callers",
+        &[Userns],
+        cpu_affinity_is_the_callers,
+    ));
     t.push(Test::new("core::dev_is_minimal", &[Userns], dev_is_minimal));
     t.push(Test::new("core::network_none", &[Userns], network_none));
     t.push(Test::new(
@@ -440,6 +445,46 @@ fn leaked_fd_closed(ctx: &Ctx) -> Result<(), Failed> {
         &["--", ctx.probe(), "read", &format!("/proc/self/fd/{fd}")],
     );
     r.stdout_lacks("TOPSECRET")?;
+    Ok(())
+}
+
+/// The launcher moves the command to another CPU while both set up; the command must still
+/// see exactly the affinity of the caller, a restricted one included.
+fn cpu_affinity_is_the_callers(ctx: &Ctx) -> Result<(), Failed> {
+    fn allowed(status: &str) -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+    let ws = ctx.workspace();
+    let ours = allowed(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    let script = "grep Cpus_allowed_list /proc/self/status";
+    let r = ctx.run(&ws, &["--", "sh", "-c", script]);
+    r.ok()?;
+    check(
+        allowed(&r.stdout) == ours,
+        &format!("caller {ours:?}, command {:?}", allowed(&r.stdout)),
+    )?;
+    // A caller pinned to one CPU: nowhere to spread to, and the pin holds.
+    let r = ctx.run_with(&ws, &["--", "sh", "-c", script], |cmd| {
+        // SAFETY: sched_setaffinity on the about-to-exec child, plain data only.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut one);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+                Ok(())
+            });
+        }
+    });
+    r.ok()?;
+    check(
+        allowed(&r.stdout) == "0",
+        &format!("pinned caller: {:?}", r.stdout),
+    )?;
     Ok(())
 }
 
