@@ -466,7 +466,7 @@ fn cpu_affinity_is_the_callers(ctx: &Ctx) -> Result<(), Failed> {
     r.ok()?;
     check(
         allowed(&r.stdout) == ours,
-        &format!("caller {ours:?}, command {:?}", allowed(&r.stdout)),
+        format!("caller {ours:?}, command {:?}", allowed(&r.stdout)),
     )?;
     // A caller pinned to one CPU: nowhere to spread to, and the pin holds.
     let r = ctx.run_with(&ws, &["--", "sh", "-c", script], |cmd| {
