@@ -483,7 +483,7 @@ fn cpu_affinity_is_the_callers(ctx: &Ctx) -> Result<(), Failed> {
     r.ok()?;
     check(
         allowed(&r.stdout) == "0",
-        &format!("pinned caller: {:?}", r.stdout),
+        format!("pinned caller: {:?}", r.stdout),
     )?;
     Ok(())
 }
