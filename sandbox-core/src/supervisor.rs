@@ -365,7 +365,11 @@ impl Child {
         let mut oom_killed = false;
         if let Some(cg) = self.cgroup.take() {
             crate::trace::stamp("cgroup-teardown");
-            let _ = cg.kill();
+            // pid 1's exit already killed and reaped every process of its pid namespace;
+            // without one (landlock mode) the cgroup is what finds the stragglers.
+            if self.isolation == Isolation::Landlock {
+                let _ = cg.kill();
+            }
             crate::trace::stamp("cgroup-killed");
             let u = cg.usage();
             crate::trace::stamp("cgroup-usage");
