@@ -4,9 +4,12 @@
 //! - parent (the caller, unprivileged or root on the host): resolves, compiles, creates the
 //!   cgroup, clones, writes the id maps, attaches the cgroup, releases the child;
 //! - child = pid 1 of the sandbox: every capability inside its own user namespace, none on the
-//!   host; builds the mounts, hostname and loopback, then forks the command and stays as init;
-//! - command before exec: switches to the policy's uid/gid, drops every capability, sets
-//!   no_new_privs, restricts itself with Landlock, installs seccomp last, and execs.
+//!   host; clones the command at once, then creates the network namespace, hostname and
+//!   loopback while the command builds the mounts (two CPUs, two jobs), and stays as init;
+//! - command before exec (sharing pid 1's memory until then, inheriting its capabilities in
+//!   the user namespace): builds the mounts and `pivot_root`s, sets no_new_privs, restricts
+//!   itself with Landlock, joins pid 1's network namespace, switches to the policy's uid/gid,
+//!   drops every capability, installs seccomp last, waits for loopback, and execs.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -789,7 +792,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
                 network::bring_up_loopback(socket).map_err(|e| (Stage::Loopback, e))?;
             }
             let _ = sys::direct::close(socket);
-            sys::direct::write(ours, b"l").map_err(|e| (Stage::Loopback, e))?;
+            sys::direct::send(ours, b"l").map_err(|e| (Stage::Loopback, e))?;
             let _ = sys::direct::close(ours);
             Ok(())
         })();

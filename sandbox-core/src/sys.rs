@@ -387,6 +387,56 @@ pub(crate) mod direct {
         decode(ret)
     }
 
+    /// One raw syscall with up to six arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for syscall `nr`.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, Errno> {
+        let ret: isize;
+        // SAFETY: the x86_64 syscall ABI; rcx and r11 are clobbered by the instruction.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a[0],
+                in("rsi") a[1],
+                in("rdx") a[2],
+                in("r10") a[3],
+                in("r8") a[4],
+                in("r9") a[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        decode(ret)
+    }
+
+    /// One raw syscall with up to six arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for syscall `nr`.
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, Errno> {
+        let ret: isize;
+        // SAFETY: the aarch64 syscall ABI (number in x8, result in x0).
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") nr,
+                inlateout("x0") a[0] as isize => ret,
+                in("x1") a[1],
+                in("x2") a[2],
+                in("x3") a[3],
+                in("x4") a[4],
+                in("x5") a[5],
+                options(nostack),
+            );
+        }
+        decode(ret)
+    }
+
     fn decode(ret: isize) -> Result<usize, Errno> {
         if (-4095..0).contains(&ret) {
             Err(Errno::from_raw(-ret as i32))
@@ -435,22 +485,6 @@ pub(crate) mod direct {
         }
     }
 
-    /// `write(fd, buf)` once, retried on EINTR; returns the count.
-    pub(crate) fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
-        loop {
-            // SAFETY: a valid buffer and its length.
-            let r = unsafe {
-                syscall4(
-                    libc::SYS_write,
-                    [fd as usize, buf.as_ptr() as usize, buf.len(), 0],
-                )
-            };
-            if r != Err(Errno::EINTR) {
-                return r;
-            }
-        }
-    }
-
     /// `sendmsg` of one byte carrying `fd` (SCM_RIGHTS).
     pub(crate) fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), Errno> {
         let byte = [b'n'];
@@ -472,13 +506,43 @@ pub(crate) mod direct {
             (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
             loop {
+                // MSG_NOSIGNAL: a command that died meanwhile must not take pid 1 with it.
                 let r = syscall4(
                     libc::SYS_sendmsg,
-                    [socket as usize, &msg as *const _ as usize, 0, 0],
+                    [
+                        socket as usize,
+                        &msg as *const _ as usize,
+                        libc::MSG_NOSIGNAL as usize,
+                        0,
+                    ],
                 );
                 if r != Err(Errno::EINTR) {
                     return r.map(drop);
                 }
+            }
+        }
+    }
+
+    /// `send(socket, buf, MSG_NOSIGNAL)` once, retried on EINTR (no SIGPIPE if the peer is
+    /// gone).
+    pub(crate) fn send(socket: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+        loop {
+            // SAFETY: a valid buffer and its length; no address (connected socket).
+            let r = unsafe {
+                syscall6(
+                    libc::SYS_sendto,
+                    [
+                        socket as usize,
+                        buf.as_ptr() as usize,
+                        buf.len(),
+                        libc::MSG_NOSIGNAL as usize,
+                        0,
+                        0,
+                    ],
+                )
+            };
+            if r != Err(Errno::EINTR) {
+                return r;
             }
         }
     }
