@@ -9,7 +9,7 @@
 //! - command before exec (sharing pid 1's memory until then, inheriting its capabilities in
 //!   the user namespace): builds the mounts and `pivot_root`s, sets no_new_privs, restricts
 //!   itself with Landlock, joins pid 1's network namespace, switches to the policy's uid/gid,
-//!   drops every capability, installs seccomp last, waits for loopback, and execs.
+//!   drops every capability, waits for loopback, installs seccomp last, and execs.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -44,6 +44,7 @@ pub(crate) enum Stage {
     NetNamespace,
     Loopback,
     Fork,
+    Affinity,
     Ids,
     Rlimits,
     Capabilities,
@@ -55,7 +56,7 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 17] = [
+    const ALL: [Stage; 18] = [
         Stage::Stdio,
         Stage::Sync,
         Stage::Session,
@@ -65,6 +66,7 @@ impl Stage {
         Stage::NetNamespace,
         Stage::Loopback,
         Stage::Fork,
+        Stage::Affinity,
         Stage::Ids,
         Stage::Rlimits,
         Stage::Capabilities,
@@ -90,6 +92,7 @@ impl Stage {
             Stage::NetNamespace => "creating the network namespace",
             Stage::Loopback => "bringing up loopback",
             Stage::Fork => "forking the command",
+            Stage::Affinity => "restoring the CPU affinity",
             Stage::Ids => "switching uid/gid",
             Stage::Rlimits => "setting rlimits",
             Stage::Capabilities => "dropping capabilities",
@@ -410,7 +413,9 @@ fn refuse_carves_under_tmpfs(policy: &ResolvedPolicy) -> Result<()> {
         refuse("filesystem.write_only", &w.path, "a write-only drop box")?;
     }
     for d in &fs.deny {
-        if std::fs::symlink_metadata(d).is_err() {
+        // Only a path beneath a tmpfs can be refused: stat just those.
+        let beneath_tmpfs = fs.tmpfs.iter().any(|t| d != t && d.starts_with(t));
+        if beneath_tmpfs && std::fs::symlink_metadata(d).is_err() {
             refuse(
                 "filesystem.deny",
                 d,
@@ -700,7 +705,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         }
         if plan.isolation == Isolation::Landlock {
             init::reset_signals();
-            command_main(plan, err, -1);
+            command_main(plan, err, -1, None);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
         if !plan.ids.deny_setgroups {
@@ -754,7 +759,12 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             Err(e) => fail(err, Stage::Fork, 1, e),
         };
         stamp("pid1-fork");
-        let cpus = CpuSpread::new();
+        // Only worth it when pid 1 has the network namespace to make meanwhile.
+        let cpus = if netns.is_some() {
+            CpuSpread::new()
+        } else {
+            None
+        };
         let mut command_args = CommandArgs {
             plan,
             err,
@@ -839,7 +849,7 @@ struct CommandArgs<'a> {
     netns: RawFd,
     /// pid 1's ends of the sync pipes, inherited by the clone: closed at once.
     close_in_command: [RawFd; 2],
-    /// The CPU affinity to restore once running (see [`CpuSpread`]).
+    /// The CPU affinity to restore before exec (see [`CpuSpread`]).
     affinity: Option<libc::cpu_set_t>,
 }
 
@@ -847,7 +857,8 @@ struct CommandArgs<'a> {
 /// while the parent keeps the CPU (for pid 1: ~0.4 ms inside `unshare(CLONE_NEWNET)`, longer
 /// when a cpu cgroup is set), although the other CPU is idle. pid 1 therefore moves the
 /// command off its own CPU right after the clone, and the command restores the original
-/// affinity as soon as it runs: the program it execs sees the caller's affinity unchanged.
+/// affinity once pid 1 reports loopback up (which it does after the move, so the two cannot
+/// race): the program it execs sees the caller's affinity unchanged.
 #[derive(Clone, Copy)]
 struct CpuSpread {
     original: libc::cpu_set_t,
@@ -902,9 +913,6 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
     // the rest is the command's raw-syscall setup on the prepared plan.
     unsafe {
         let args = &*(arg as *const CommandArgs);
-        if let Some(original) = &args.affinity {
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), original);
-        }
         for fd in args.close_in_command {
             if fd >= 0 {
                 libc::close(fd);
@@ -917,7 +925,7 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         stamp("cmd-mounted");
-        command_main(args.plan, args.err, args.netns)
+        command_main(args.plan, args.err, args.netns, args.affinity.as_ref())
     }
 }
 
@@ -929,7 +937,12 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
 ///
 /// # Safety
 /// As [`child_main`].
-unsafe fn command_main(plan: &Plan, err: RawFd, netns: RawFd) -> ! {
+unsafe fn command_main(
+    plan: &Plan,
+    err: RawFd,
+    netns: RawFd,
+    affinity: Option<&libc::cpu_set_t>,
+) -> ! {
     // SAFETY: raw syscalls on the plan's prepared data throughout.
     unsafe {
         // 7. no_new_privs: setuid binaries gain nothing; required by Landlock and seccomp.
@@ -991,18 +1004,24 @@ unsafe fn command_main(plan: &Plan, err: RawFd, netns: RawFd) -> ! {
             fail(err, Stage::Capabilities, 0, e);
         }
         stamp("cmd-caps");
-        // Every inherited fd closes at exec; the error pipe stays usable until then.
-        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
-        // 13. seccomp last, so the filter never has to allow the setup syscalls above.
-        if let Err(e) = seccomp::apply(&plan.seccomp) {
-            fail(err, Stage::Seccomp, 0, e);
-        }
-        // Loopback must be up before the command runs.
+        // Loopback must be up before the command runs. pid 1 reports it after it has moved
+        // us off its CPU, so restoring the caller's affinity now cannot race with that move.
         if netns >= 0 {
             let mut byte = [0u8; 1];
             if !matches!(sys::read_full(netns, &mut byte), Ok(1)) {
                 sys::exit(125);
             }
+        }
+        if let Some(original) = affinity {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), original) < 0 {
+                fail(err, Stage::Affinity, 0, Errno::last());
+            }
+        }
+        // Every inherited fd closes at exec; the error pipe stays usable until then.
+        let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
+        // 13. seccomp last, so the filter never has to allow the setup syscalls above.
+        if let Err(e) = seccomp::apply(&plan.seccomp) {
+            fail(err, Stage::Seccomp, 0, e);
         }
         stamp("cmd-exec");
         // 14. execve, trying each PATH candidate like execvp.

@@ -78,8 +78,14 @@ pub(crate) enum MountOp {
     Proc { target: CString },
     /// A private devpts instance.
     Devpts { target: CString },
-    /// Detach and remove the mask tmpfs once every mask is bound (the binds keep the file).
-    RemoveMaskDir { path: CString },
+    /// Detach the read-only bind of the mask directory once every mask is bound, then remove
+    /// the mask file, the mask directory's empty subdirectory and itself from the new root
+    /// (the mask mounts keep their inodes).
+    RemoveMaskDir {
+        path: CString,
+        file: CString,
+        dir: CString,
+    },
     /// `chdir(new_root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`, `chdir("/")`.
     PivotRoot { new_root: CString },
     /// `MS_REMOUNT|MS_BIND|MS_RDONLY` of a mount after pivot_root (the tmpfs root, /dev).
@@ -272,10 +278,14 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
 
     let cwd = &policy.process.cwd;
 
-    // Masks are bound from an empty mode-000 file on a tiny tmpfs of their own, detached and
-    // removed before pivot_root so nothing of it stays visible.
+    // Masks are bound from an empty mode-000 file (files) or directory (directories) in a
+    // directory of the new root that is bound read-only onto itself first: every bind of them
+    // inherits the read-only flag, so the command can neither chmod nor fill them. The
+    // directory is detached and removed before pivot_root, so nothing of it stays visible.
+    // (No tmpfs of its own: each tmpfs superblock costs ~25 µs to make and tear down.)
     let mask_dir = staging.join(".sandbox-mask");
     let mask_file = mask_dir.join("empty");
+    let mask_subdir = mask_dir.join("dir");
 
     let mut plan = MountPlan {
         ops: Vec::new(),
@@ -307,22 +317,28 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     );
     push(
         &mut plan,
-        MountOp::Tmpfs {
-            target: cstring(&mask_dir)?,
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            data: c"mode=0700,size=4k".to_owned(),
-        },
-        &mask_dir,
-    );
-    push(
-        &mut plan,
         MountOp::MkFile {
             path: cstring(&mask_file)?,
         },
         &mask_file,
     );
-    // Read-only from here on: every bind of the mask file inherits the flag, so the command
-    // can neither chmod nor fill the (shared) empty file, without one more mount per mask.
+    push(
+        &mut plan,
+        MountOp::Mkdir {
+            path: cstring(&mask_subdir)?,
+            mode: 0o000,
+        },
+        &mask_subdir,
+    );
+    push(
+        &mut plan,
+        MountOp::Bind {
+            source: cstring(&mask_dir)?,
+            target: cstring(&mask_dir)?,
+            optional: false,
+        },
+        &mask_dir,
+    );
     push(
         &mut plan,
         MountOp::RemountReadOnly {
@@ -439,8 +455,8 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         bound.push((v.path.clone(), true));
     }
 
-    // Denied paths that exist and are visible through a bind are covered: an empty read-only
-    // tmpfs over a directory, the empty mask file over anything else. Missing ones are left to
+    // Denied paths that exist and are visible through a bind are covered: the empty read-only
+    // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
     // Landlock, so no mount-point file is ever created on the host.
     for denied in &fs.deny {
         let Ok(real) = std::fs::canonicalize(denied) else {
@@ -448,30 +464,26 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         };
         let mut masked: Vec<&Path> = Vec::new();
         for p in [denied.as_path(), real.as_path()] {
-            if masked.contains(&p)
-                || !under_bind(&bound, p)
-                || std::fs::symlink_metadata(p).is_err()
-            {
+            if masked.contains(&p) || !under_bind(&bound, p) {
                 continue;
             }
+            let Ok(meta) = std::fs::symlink_metadata(p) else {
+                continue;
+            };
             masked.push(p);
-            let meta = std::fs::symlink_metadata(p);
-            if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+            if meta.file_type().is_symlink() {
                 continue; // the link itself reveals nothing; its target is masked as `real`
             }
             let target = cstring(&staged(&staging, p))?;
-            let op = if meta.is_ok_and(|m| m.is_dir()) {
-                MountOp::Tmpfs {
-                    target: target.clone(),
-                    flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    data: c"mode=000,size=0".to_owned(),
-                }
+            let source = if meta.is_dir() {
+                &mask_subdir
             } else {
-                MountOp::Bind {
-                    source: cstring(&mask_file)?,
-                    target: target.clone(),
-                    optional: false,
-                }
+                &mask_file
+            };
+            let op = MountOp::Bind {
+                source: cstring(source)?,
+                target: target.clone(),
+                optional: false,
             };
             push(&mut plan, op, p);
         }
@@ -532,18 +544,11 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         );
     }
 
-    // A minimal /dev: a tmpfs with the harmless host devices bound in.
+    // A minimal /dev: a directory of the new root (read-only with it at the end) with the
+    // harmless host devices bound in; each bind keeps the host mount's flags, so the root's
+    // nodev does not apply to them.
     let dev = staging.join("dev");
     ensure_dirs(&mut plan, &staging, &mut created, &bound, Path::new("/dev"))?;
-    push(
-        &mut plan,
-        MountOp::Tmpfs {
-            target: cstring(&dev)?,
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-            data: c"mode=0755,size=64k".to_owned(),
-        },
-        Path::new("/dev"),
-    );
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         let is_char = std::fs::metadata(&host).is_ok_and(|m| m.file_type().is_char_device());
@@ -630,6 +635,8 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         &mut plan,
         MountOp::RemoveMaskDir {
             path: cstring(&mask_dir)?,
+            file: cstring(&mask_file)?,
+            dir: cstring(&mask_subdir)?,
         },
         &mask_dir,
     );
@@ -647,14 +654,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             flags: libc::MS_NOSUID | libc::MS_NODEV,
         },
         Path::new("/"),
-    );
-    push(
-        &mut plan,
-        MountOp::RemountReadOnly {
-            target: c"/dev".to_owned(),
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-        },
-        Path::new("/dev"),
     );
     Ok(plan)
 }
@@ -768,10 +767,12 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
             libc::MS_NOSUID | libc::MS_NOEXEC,
             Some(c"newinstance,ptmxmode=0666,mode=0620"),
         ),
-        MountOp::RemoveMaskDir { path } => {
-            // SAFETY: valid C string.
+        MountOp::RemoveMaskDir { path, file, dir } => {
+            // SAFETY: valid C strings.
             unsafe {
                 sys::check_int(libc::umount2(path.as_ptr(), libc::MNT_DETACH))?;
+                sys::check_int(libc::unlink(file.as_ptr()))?;
+                sys::check_int(libc::rmdir(dir.as_ptr()))?;
                 sys::check_int(libc::rmdir(path.as_ptr()))
             }
         }
