@@ -635,3 +635,82 @@ pub(crate) fn recv_fd(socket: RawFd) -> Result<Option<RawFd>, Errno> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    fn set_errno(v: i32) {
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = v };
+    }
+
+    #[test]
+    fn direct_syscalls_report_errors_without_touching_errno() {
+        // SAFETY: getpid has no arguments.
+        let pid = unsafe { direct::syscall4(libc::SYS_getpid, [0; 4]) }.unwrap();
+        assert_eq!(pid as libc::pid_t, std::process::id() as libc::pid_t);
+        set_errno(12345);
+        assert_eq!(direct::close(-1), Err(Errno::EBADF));
+        assert_eq!(direct::unshare(-1), Err(Errno::EINVAL));
+        let mut buf = [0u8; 1];
+        assert_eq!(direct::read(-1, &mut buf), Err(Errno::EBADF));
+        assert_eq!(direct::send(-1, b"x"), Err(Errno::EBADF));
+        assert_eq!(errno(), 12345, "a direct syscall wrote errno");
+    }
+
+    #[test]
+    fn an_fd_crosses_the_socket_pair() {
+        let (ours, theirs) = socketpair_raw().unwrap();
+        let (r, w) = pipe_raw().unwrap();
+        direct::send_fd(ours, w).unwrap();
+        direct::send(ours, b"l").unwrap();
+        let received = recv_fd(theirs).unwrap().expect("an fd");
+        assert_ne!(received, w);
+        // SAFETY: plain fcntl/write/read/close on fds this test owns.
+        unsafe {
+            assert!(libc::fcntl(received, libc::F_GETFD) & libc::FD_CLOEXEC != 0);
+            assert_eq!(libc::write(received, b"z".as_ptr().cast(), 1), 1);
+            let mut buf = [0u8; 1];
+            assert_eq!(direct::read(r, &mut buf), Ok(1));
+            assert_eq!(&buf, b"z");
+            assert_eq!(read_full(theirs, &mut buf), Ok(1));
+            assert_eq!(&buf, b"l");
+            // The peer gone: EOF, no fd.
+            direct::close(ours).unwrap();
+            assert_eq!(recv_fd(theirs), Ok(None));
+            for fd in [received, r, w, theirs] {
+                libc::close(fd);
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_on_its_own_stack_shares_our_memory() {
+        extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: the parent passes a valid AtomicU32 and waits for us.
+            let flag = unsafe { &*(arg as *const std::sync::atomic::AtomicU32) };
+            flag.store(42, std::sync::atomic::Ordering::SeqCst);
+            7
+        }
+        let stack = ChildStack::new(64 * 1024).unwrap();
+        let flag = std::sync::atomic::AtomicU32::new(0);
+        // SAFETY: the child only stores to `flag`, which outlives it (we wait below).
+        let pid = unsafe {
+            clone_on_stack(
+                libc::CLONE_VM,
+                &stack,
+                child,
+                &flag as *const _ as *mut libc::c_void,
+            )
+        }
+        .unwrap();
+        let status = direct::wait(pid).unwrap();
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7);
+        assert_eq!(flag.load(std::sync::atomic::Ordering::SeqCst), 42);
+    }
+}
