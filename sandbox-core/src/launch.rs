@@ -298,7 +298,7 @@ pub(crate) fn compile(
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
     let cgroup = if create_cgroup {
-        cgroup::prepare(&policy.limits)?
+        cgroup::prepare(&policy.limits, !namespaced)?
     } else {
         cgroup::check(&policy.limits)?
     };

@@ -416,11 +416,15 @@ fn needed(limits: &Limits) -> Ctrls {
 
 /// Parent: create the launch's cgroup and write its limits, before the child exists; and
 /// compile its rlimits. Without a memory/cpus/pids limit no cgroup is made.
-pub(crate) fn prepare(limits: &Limits) -> Result<CgroupSetup, CgroupError> {
+///
+/// `freezer`: on v1, also join the freezer hierarchy, which [`Cgroup::kill`] uses to stop a
+/// tree that could fork while being killed. Only landlock mode needs it: with a pid namespace,
+/// killing pid 1 takes every process of the sandbox with it.
+pub(crate) fn prepare(limits: &Limits, freezer: bool) -> Result<CgroupSetup, CgroupError> {
     if needed(limits).is_empty() {
         return Ok(without_cgroup("none", limits, None));
     }
-    let setup = prepare_with(layout(), &V2_BASE, limits, std::process::id())?;
+    let setup = prepare_with(layout(), &V2_BASE, limits, std::process::id(), freezer)?;
     if setup.cgroup.is_some() {
         sweep_once(layout());
     }
@@ -492,6 +496,7 @@ fn prepare_with(
     v2_state: &Mutex<Option<v2::V2Base>>,
     limits: &Limits,
     pid: u32,
+    freezer: bool,
 ) -> Result<CgroupSetup, CgroupError> {
     let needed = needed(limits);
     if needed.is_empty() {
@@ -547,7 +552,9 @@ fn prepare_with(
         let name = format!("sandbox-{pid}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let made = match (layout, &v2_base) {
             (_, Some(base)) => v2::create(base, &name, limits, usable, &mut report).map(Inner::V2),
-            (Layout::V1(h), _) => v1::create(h, &name, limits, usable, &mut report).map(Inner::V1),
+            (Layout::V1(h), _) => {
+                v1::create(h, &name, limits, usable, freezer, &mut report).map(Inner::V1)
+            }
             _ => unreachable_layout(),
         };
         attempt += 1;

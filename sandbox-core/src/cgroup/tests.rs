@@ -69,7 +69,7 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn no_limit_no_cgroup() {
-    let setup = prepare(&Limits::default()).unwrap();
+    let setup = prepare(&Limits::default(), true).unwrap();
     assert!(setup.cgroup.is_none());
     assert_eq!(setup.enforcement.backend, "none");
     assert_eq!(
@@ -103,7 +103,7 @@ fn v2_as_root_in_root_cgroup() {
 
     let state = Mutex::new(None);
     let lim = limits(Some(100_000_000), Some(1.5), Some(64));
-    let setup = prepare_with(&layout, &state, &lim, 4242).unwrap();
+    let setup = prepare_with(&layout, &state, &lim, 4242, true).unwrap();
     let cg = setup.cgroup.unwrap();
     let dir = cg.path().to_path_buf();
     assert!(dir.starts_with(root));
@@ -152,7 +152,14 @@ fn v2_delegated_moves_supervisor_into_leaf_first() {
     assert!(probe_of(&layout).usable);
 
     let state = Mutex::new(None);
-    let setup = prepare_with(&layout, &state, &limits(Some(64 * MIB), None, None), 4242).unwrap();
+    let setup = prepare_with(
+        &layout,
+        &state,
+        &limits(Some(64 * MIB), None, None),
+        4242,
+        true,
+    )
+    .unwrap();
     assert_eq!(read(&own.join("supervisor/cgroup.procs")), "4242");
     // Only the needed controller is enabled (the fake file keeps the last write).
     assert_eq!(read(&own.join("cgroup.subtree_control")), "+memory");
@@ -162,7 +169,7 @@ fn v2_delegated_moves_supervisor_into_leaf_first() {
 
     // A second launch needing pids enables it, without moving the supervisor again.
     fs::write(own.join("supervisor/cgroup.procs"), "").unwrap();
-    let setup2 = prepare_with(&layout, &state, &limits(None, None, Some(8)), 4242).unwrap();
+    let setup2 = prepare_with(&layout, &state, &limits(None, None, Some(8)), 4242, true).unwrap();
     assert_eq!(read(&own.join("supervisor/cgroup.procs")), "");
     assert_eq!(read(&own.join("cgroup.subtree_control")), "+pids");
     let base = state.lock().unwrap().clone().unwrap();
@@ -206,9 +213,15 @@ fn v2_missing_controller_is_named_with_the_fix() {
         egid: 0,
     });
     let state = Mutex::new(None);
-    let err = prepare_with(&layout, &state, &limits(Some(64 * MIB), Some(1.0), None), 1)
-        .err()
-        .unwrap();
+    let err = prepare_with(
+        &layout,
+        &state,
+        &limits(Some(64 * MIB), Some(1.0), None),
+        1,
+        true,
+    )
+    .err()
+    .unwrap();
     let msg = err.to_string();
     assert!(matches!(
         err,
@@ -232,7 +245,7 @@ fn v2_missing_controller_is_named_with_the_fix() {
     // best_effort: memory by the cgroup, cpus reported as not enforced.
     let mut lim = limits(Some(64 * MIB), Some(1.0), None);
     lim.best_effort = true;
-    let setup = prepare_with(&layout, &state, &lim, 1).unwrap();
+    let setup = prepare_with(&layout, &state, &lim, 1, true).unwrap();
     let r = &setup.enforcement;
     assert_eq!(r.backend, "cgroup2");
     assert!(matches!(
@@ -268,7 +281,7 @@ fn v2_not_delegated_fails_or_falls_back_to_rlimits() {
     );
     let state = Mutex::new(None);
     let lim = limits(Some(64 * MIB), Some(1.0), Some(10));
-    let err = prepare_with(&layout, &state, &lim, 1).err().unwrap();
+    let err = prepare_with(&layout, &state, &lim, 1, true).err().unwrap();
     let msg = err.to_string();
     assert!(msg.contains("is not delegated to uid"), "{msg}");
     assert!(msg.contains("hint: run it in a delegated cgroup: systemd-run --user --scope -p Delegate=yes sandbox run"), "{msg}");
@@ -278,7 +291,7 @@ fn v2_not_delegated_fails_or_falls_back_to_rlimits() {
         timeout: Some(Duration::from_secs(4)),
         ..lim
     };
-    let setup = prepare_with(&layout, &state, &lim, 1).unwrap();
+    let setup = prepare_with(&layout, &state, &lim, 1, true).unwrap();
     assert!(setup.cgroup.is_none());
     let r = &setup.enforcement;
     assert_eq!(r.backend, "rlimit");
@@ -380,7 +393,14 @@ fn v2_usage_reads_oom_and_peaks() {
         egid: 0,
     });
     let state = Mutex::new(None);
-    let setup = prepare_with(&layout, &state, &limits(Some(64 * MIB), None, None), 7).unwrap();
+    let setup = prepare_with(
+        &layout,
+        &state,
+        &limits(Some(64 * MIB), None, None),
+        7,
+        true,
+    )
+    .unwrap();
     let cg = setup.cgroup.unwrap();
     let d = cg.path().to_path_buf();
     touch(&d.join("memory.peak"), "1234\n");
@@ -443,6 +463,7 @@ fn v1_hybrid_as_root() {
         &state,
         &limits(Some(32 * MIB), Some(0.5), Some(16)),
         99,
+        true,
     )
     .unwrap();
     let cg = setup.cgroup.unwrap();
@@ -537,6 +558,7 @@ fn v1_not_root_is_refused_with_the_fix() {
         &Mutex::new(None),
         &limits(Some(MIB), None, None),
         1,
+        true,
     )
     .err()
     .unwrap();
@@ -684,7 +706,7 @@ fn real_memory_limit_oom_kills_and_is_reported() {
     assert_eq!(probe.version, layout.version());
     assert!(probe.usable, "{probe:?}");
     let _g = REAL.lock().unwrap_or_else(|p| p.into_inner());
-    let setup = prepare(&limits(Some(32 * MIB), None, None)).unwrap();
+    let setup = prepare(&limits(Some(32 * MIB), None, None), true).unwrap();
     let cg = setup.cgroup.unwrap();
     let (pid, go) = fork_held(|| {
         // Touch 128 MiB, a page at a time: far past the 32 MiB limit.
@@ -732,7 +754,7 @@ fn real_memory_limit_oom_kills_and_is_reported() {
 fn real_pids_limit_makes_fork_fail_and_kill_cleans_up() {
     let Some(_) = real_host("pids") else { return };
     let _g = REAL.lock().unwrap_or_else(|p| p.into_inner());
-    let setup = prepare(&limits(None, None, Some(4))).unwrap();
+    let setup = prepare(&limits(None, None, Some(4)), true).unwrap();
     let cg = setup.cgroup.unwrap();
     let (pid, go) = fork_held(|| {
         // Up to 10 children that wait forever; the 4th process in the cgroup must fail.
@@ -771,7 +793,7 @@ fn real_pids_limit_makes_fork_fail_and_kill_cleans_up() {
 fn real_kill_ends_a_process_tree() {
     let Some(_) = real_host("kill") else { return };
     let _g = REAL.lock().unwrap_or_else(|p| p.into_inner());
-    let setup = prepare(&limits(None, Some(0.5), Some(64))).unwrap();
+    let setup = prepare(&limits(None, Some(0.5), Some(64)), true).unwrap();
     let cg = setup.cgroup.unwrap();
     let (pid, go) = fork_held(|| {
         // 3 children, each with a child of its own, in new sessions (a daemon's escape),
@@ -837,7 +859,7 @@ fn measure_cgroup_costs() {
                     std::thread::sleep(Duration::from_millis(1100));
                 }
                 let t = Instant::now();
-                let setup = prepare(lim).unwrap();
+                let setup = prepare(lim, true).unwrap();
                 prep.push(t.elapsed());
                 let cg = setup.cgroup.unwrap();
                 let (pid, go) = fork_held(|| 0);
@@ -895,6 +917,7 @@ fn real_tree_refuses_an_ordinary_user() {
         &Mutex::new(None),
         &limits(Some(64 * MIB), None, None),
         1,
+        true,
     )
     .err()
     .unwrap();
@@ -934,9 +957,15 @@ fn v2_failed_enable_moves_the_supervisor_back() {
         egid: uid,
     });
     let state = Mutex::new(None);
-    let err = prepare_with(&layout, &state, &limits(Some(64 * MIB), None, None), 4242)
-        .err()
-        .unwrap();
+    let err = prepare_with(
+        &layout,
+        &state,
+        &limits(Some(64 * MIB), None, None),
+        4242,
+        true,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, CgroupError::Read { .. }), "{err:?}");
     assert_eq!(read(&own.join("cgroup.procs")), "4242", "moved back");
     assert!(

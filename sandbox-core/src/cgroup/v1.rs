@@ -21,16 +21,20 @@ pub(super) struct V1Cgroup {
     dirs: Vec<(Ctrls, PathBuf)>,
 }
 
-/// Create `<own>/<name>` in every hierarchy that holds one of `ctrls`, `freezer` or
-/// `cpuacct`, and write the limits of `ctrls`, filling their entries of `report`.
+/// Create `<own>/<name>` in every hierarchy that holds one of `ctrls`, `cpuacct` or (with
+/// `freezer`) `freezer`, and write the limits of `ctrls`, filling their entries of `report`.
 pub(super) fn create(
     host: &V1Host,
     name: &str,
     limits: &Limits,
     ctrls: Ctrls,
+    freezer: bool,
     report: &mut LimitsReport,
 ) -> Result<V1Cgroup, CgroupError> {
-    let wanted = ctrls.with(Ctrl::Freezer).with(Ctrl::Cpuacct);
+    let mut wanted = ctrls.with(Ctrl::Cpuacct);
+    if freezer {
+        wanted = wanted.with(Ctrl::Freezer);
+    }
     // Dropping `cg` on an error removes what was created so far.
     let mut cg = V1Cgroup { dirs: Vec::new() };
     for h in &host.hierarchies {
