@@ -8,6 +8,8 @@
 
 use nix::errno::Errno;
 
+use crate::sys::direct;
+
 /// Capability names, indexed by number: the policy model's table (one list for both).
 const NAMES: &[&str] = &crate::policy::CAPABILITIES;
 
@@ -132,6 +134,33 @@ struct CapData {
     inheritable: u32,
 }
 
+/// `prctl(option, arg2, arg3)` without touching errno: pid 1 also runs this code while the
+/// command shares its memory, thread-local errno included (`launch.rs`).
+fn prctl(option: libc::c_int, arg2: u64, arg3: u64) -> Result<usize, Errno> {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        direct::syscall6(
+            libc::SYS_prctl,
+            [option as usize, arg2 as usize, arg3 as usize, 0, 0, 0],
+        )
+    }
+}
+
+/// pid 1, before its parent releases it: drop from the bounding set every capability the
+/// plan does not keep, best effort. The command inherits the result, so its own [`apply`]
+/// (which stays the authority and reports failures) finds them gone; pid 1 does this while
+/// it waits for its id maps anyway, ~40 syscalls off the command's path.
+///
+/// # Safety
+/// Runs between clone and execve: raw prctl calls only.
+pub(crate) unsafe fn drop_bounding(plan: &CapabilityPlan) {
+    for cap in 0..=plan.last_cap {
+        if plan.keep & (1 << cap) == 0 {
+            let _ = prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0);
+        }
+    }
+}
+
 /// Child: drop every capability the plan does not keep, from all five sets, and raise the kept
 /// ones into the ambient set so they survive `execve` for a non-zero uid.
 ///
@@ -158,16 +187,17 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
         inheritable: 0,
     }; 2];
     // SAFETY: header and data are the v3 layout the kernel expects (one header, two data).
-    if unsafe {
-        libc::syscall(
+    unsafe {
+        direct::syscall4(
             libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
+            [
+                &mut header as *mut CapHeader as usize,
+                data.as_mut_ptr() as usize,
+                0,
+                0,
+            ],
         )
-    } != 0
-    {
-        return Err(Errno::last());
-    }
+    }?;
     let permitted = u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32);
     let effective = u64::from(data[0].effective) | (u64::from(data[1].effective) << 32);
     if permitted & !effective != 0 {
@@ -179,50 +209,24 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
         if plan.keep & (1 << cap) != 0 {
             continue;
         }
-        // SAFETY: prctl on integers, acting on this thread only.
-        let in_bounding = unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_READ,
-                cap as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
-        if in_bounding <= 0 {
-            continue; // already dropped (0) or unknown to this kernel (EINVAL)
+        match prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) {
+            Ok(1) => {}
+            _ => continue, // already dropped (0) or unknown to this kernel (EINVAL)
         }
-        // SAFETY: as above.
-        if unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_DROP,
-                cap as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        } != 0
-        {
-            let errno = Errno::last();
-            if errno == Errno::EPERM && !has_setpcap {
-                break; // see the doc comment: nothing to drop it with
-            }
-            return Err(errno);
+        match prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
+            Ok(_) => {}
+            Err(Errno::EPERM) if !has_setpcap => break, // see the doc comment: nothing to drop it with
+            Err(e) => return Err(e),
         }
     }
 
-    // SAFETY: prctl on integers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if rc != 0 && Errno::last() != Errno::EINVAL {
-        return Err(Errno::last()); // EINVAL: a kernel before 4.3 has no ambient set
+    match prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+    ) {
+        Ok(_) | Err(Errno::EINVAL) => {} // EINVAL: a kernel before 4.3 has no ambient set
+        Err(e) => return Err(e),
     }
 
     capset(plan.keep, plan.keep, plan.keep)?;
@@ -231,19 +235,11 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
         if plan.keep & (1 << cap) == 0 {
             continue;
         }
-        // SAFETY: prctl on integers.
-        let rc = unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                cap as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
-        if rc != 0 {
-            return Err(Errno::last());
-        }
+        prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as u64,
+            u64::from(cap),
+        )?;
     }
     Ok(())
 }
@@ -255,20 +251,7 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
 /// # Safety
 /// Same contract as [`apply`]: one raw `prctl`, no allocation.
 pub(crate) unsafe fn keep_across_setuid() -> Result<(), Errno> {
-    // SAFETY: prctl on integers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_KEEPCAPS,
-            1 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if rc != 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    prctl(libc::PR_SET_KEEPCAPS, 1, 0).map(drop)
 }
 
 fn inheritable(data: &[CapData; 2]) -> u64 {
@@ -294,17 +277,18 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno>
         },
     ];
     // SAFETY: the v3 header and two data words, as the kernel expects; it only reads `data`.
-    if unsafe {
-        libc::syscall(
+    unsafe {
+        direct::syscall4(
             libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
+            [
+                &mut header as *mut CapHeader as usize,
+                data.as_ptr() as usize,
+                0,
+                0,
+            ],
         )
-    } != 0
-    {
-        return Err(Errno::last());
     }
-    Ok(())
+    .map(drop)
 }
 
 #[cfg(test)]

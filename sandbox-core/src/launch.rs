@@ -688,6 +688,9 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
                 fail(err, Stage::Stdio, target as u32, Errno::last());
             }
         }
+        if plan.isolation == Isolation::Namespaces {
+            capabilities::drop_bounding(&plan.capabilities);
+        }
         let mut byte = [0u8; 1];
         match sys::read_full(fds.sync_read, &mut byte) {
             Ok(1) => {}
@@ -743,16 +746,13 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         // needed until then); pid 1 closes all but its status pipe once the command has exec'd.
         let _ = sys::close_range(3, libc::CLOSE_RANGE_CLOEXEC);
         init::block_signals();
-        // `netns`: pid 1 → command: the namespace fd, then one byte once loopback is up
-        // (EOF instead: pid 1 failed, reported it, and ends the sandbox).
+        // `chan`: pid 1 → command: the network namespace as an fd (when there is a new one),
+        // then one byte once pid 1 is done — loopback up, pid 1's own privileges given up — and
+        // the command may exec (EOF instead: pid 1 failed, reported it, and ends the sandbox).
         // `execed`: EOF for pid 1 once the command has exec'd or exited (CLOEXEC write end).
-        let netns = if plan.new_netns {
-            match sys::socketpair_raw() {
-                Ok(p) => Some(p),
-                Err(e) => fail(err, Stage::NetNamespace, 1, e),
-            }
-        } else {
-            None
+        let (ours, theirs) = match sys::socketpair_raw() {
+            Ok(p) => p,
+            Err(e) => fail(err, Stage::NetNamespace, 1, e),
         };
         let (execed_r, execed_w) = match sys::pipe_raw() {
             Ok(p) => p,
@@ -760,7 +760,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         };
         stamp("pid1-fork");
         // Only worth it when pid 1 has the network namespace to make meanwhile.
-        let cpus = if netns.is_some() {
+        let cpus = if plan.new_netns {
             CpuSpread::new()
         } else {
             None
@@ -768,8 +768,8 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         let mut command_args = CommandArgs {
             plan,
             err,
-            netns: netns.map_or(-1, |(_, theirs)| theirs),
-            close_in_command: [netns.map_or(-1, |(ours, _)| ours), execed_r],
+            chan: theirs,
+            close_in_command: [ours, execed_r],
             affinity: cpus.map(|c| c.original),
         };
         let command = match sys::clone_on_stack(
@@ -786,56 +786,74 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             cpus.move_away(command);
         }
         let _ = sys::direct::close(execed_w);
+        let _ = sys::direct::close(theirs);
         let network = (|| {
-            let Some((ours, theirs)) = netns else {
-                return sys::direct::sethostname(plan.hostname.as_bytes())
-                    .map_err(|e| (Stage::Hostname, e));
-            };
-            let _ = sys::direct::close(theirs);
-            let socket = network::enter_new_namespace().map_err(|e| (Stage::NetNamespace, e))?;
-            stamp("pid1-netns");
-            let namespace = network::namespace_of(socket).map_err(|e| (Stage::NetNamespace, e))?;
-            sys::direct::send_fd(ours, namespace).map_err(|e| (Stage::NetNamespace, e))?;
-            let _ = sys::direct::close(namespace);
-            sys::direct::sethostname(plan.hostname.as_bytes()).map_err(|e| (Stage::Hostname, e))?;
-            if plan.loopback {
-                network::bring_up_loopback(socket).map_err(|e| (Stage::Loopback, e))?;
+            if plan.new_netns {
+                let socket =
+                    network::enter_new_namespace().map_err(|e| (Stage::NetNamespace, e))?;
+                stamp("pid1-netns");
+                let namespace =
+                    network::namespace_of(socket).map_err(|e| (Stage::NetNamespace, e))?;
+                sys::direct::send_fd(ours, namespace).map_err(|e| (Stage::NetNamespace, e))?;
+                let _ = sys::direct::close(namespace);
+                if plan.loopback {
+                    network::bring_up_loopback(socket).map_err(|e| (Stage::Loopback, e))?;
+                }
+                let _ = sys::direct::close(socket);
             }
-            let _ = sys::direct::close(socket);
-            sys::direct::send(ours, b"l").map_err(|e| (Stage::Loopback, e))?;
-            let _ = sys::direct::close(ours);
-            Ok(())
+            sys::direct::sethostname(plan.hostname.as_bytes()).map_err(|e| (Stage::Hostname, e))
         })();
         stamp("pid1-network");
-        if let Err((stage, e)) = network {
-            // The command must not run on without its network namespace.
+        // 5. pid 1 gives up what it no longer needs before the command may run anything: it
+        // only reaps and forwards from here on. (errno-free: the command still shares it.)
+        let dropped =
+            network.and_then(|()| drop_pid1_privileges(plan).map_err(|e| (Stage::Ids, e)));
+        if let Err((stage, e)) = dropped {
+            // The command must not run on without its network namespace or with a pid 1
+            // that kept its privileges.
             let _ = sys::direct::kill(command, libc::SIGKILL);
             let _ = sys::direct::wait(command);
             fail(err, stage, 0, e);
         }
+        let _ = sys::direct::send(ours, b"l");
+        let _ = sys::direct::close(ours);
         let mut byte = [0u8; 1];
         while let Ok(1) = sys::direct::read(execed_r, &mut byte) {}
         let _ = sys::direct::close(execed_r);
         stamp("pid1-command-execed");
-        // 5. The command runs: pid 1 keeps only its status pipe and becomes init.
+        // The command runs: pid 1 keeps only its status pipe and becomes init.
         close_fds_except(&[fds.status_write, crate::trace::raw_fd()]);
-        if plan.ids.setup_as_root {
-            // Nothing of pid 1 runs as uid 0 past setup. A failure here cannot be
-            // reported (the command runs already): kill the whole sandbox instead.
-            let _ = capabilities::keep_across_setuid();
-            if sys::setresgid(plan.ids.inside_gid).is_err()
-                || sys::setresuid(plan.ids.inside_uid).is_err()
-            {
-                libc::kill(command, libc::SIGKILL);
-                sys::exit(125);
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        }
-        // pid 1 needs no privilege to reap and forward: drop it all.
-        let _ = capabilities::apply(&plan.capabilities);
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         init::run(command, fds.status_write)
     }
+}
+
+/// pid 1, once the network is set up: a root caller's pid 1 leaves uid 0 for the command's
+/// ids (see `IdMapping::setup_as_root`), then every capability goes, no_new_privs is set and
+/// the parent-death signal (cleared by the id change) is set again. errno-free throughout.
+///
+/// # Safety
+/// Child only: raw syscalls.
+unsafe fn drop_pid1_privileges(plan: &Plan) -> std::result::Result<(), Errno> {
+    let set_ids = |nr: libc::c_long, id: u32| {
+        let id = id as usize;
+        // SAFETY: setresuid/setresgid on integers, this thread only.
+        unsafe { sys::direct::syscall4(nr, [id, id, id, 0]) }.map(drop)
+    };
+    // SAFETY: forwarded contract: raw syscalls on prepared data.
+    unsafe {
+        if plan.ids.setup_as_root {
+            capabilities::keep_across_setuid()?;
+            set_ids(libc::SYS_setresgid, plan.ids.inside_gid)?;
+            set_ids(libc::SYS_setresuid, plan.ids.inside_uid)?;
+        }
+        capabilities::apply(&plan.capabilities)?;
+        let prctl = |option: libc::c_int, arg: libc::c_int| {
+            sys::direct::syscall6(libc::SYS_prctl, [option as usize, arg as usize, 0, 0, 0, 0])
+        };
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1)?;
+        prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL)?;
+    }
+    Ok(())
 }
 
 /// The stack the command runs on until it execs (it shares pid 1's memory).
@@ -845,8 +863,8 @@ const CHILD_STACK_SIZE: usize = 256 * 1024;
 struct CommandArgs<'a> {
     plan: &'a Plan,
     err: RawFd,
-    /// The command's end of the network-namespace socket pair, or -1 without a new netns.
-    netns: RawFd,
+    /// The command's end of pid 1's socket pair (see `child_main`).
+    chan: RawFd,
     /// pid 1's ends of the sync pipes, inherited by the clone: closed at once.
     close_in_command: [RawFd; 2],
     /// The CPU affinity to restore before exec (see [`CpuSpread`]).
@@ -925,22 +943,22 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         stamp("cmd-mounted");
-        command_main(args.plan, args.err, args.netns, args.affinity.as_ref())
+        command_main(args.plan, args.err, args.chan, args.affinity.as_ref())
     }
 }
 
 /// Command steps 7–14: no_new_privs, Landlock, the network namespace, ids, working
 /// directory, rlimits, capabilities, seccomp, exec.
 ///
-/// `netns`: in namespaces mode with a new network namespace, the socket on which pid 1 sends
-/// it (then one byte once loopback is up); -1 otherwise.
+/// `chan`: in namespaces mode, the socket on which pid 1 sends the new network namespace (if
+/// any) and then one byte once it is done and the command may exec; -1 otherwise.
 ///
 /// # Safety
 /// As [`child_main`].
 unsafe fn command_main(
     plan: &Plan,
     err: RawFd,
-    netns: RawFd,
+    chan: RawFd,
     affinity: Option<&libc::cpu_set_t>,
 ) -> ! {
     // SAFETY: raw syscalls on the plan's prepared data throughout.
@@ -959,8 +977,8 @@ unsafe fn command_main(
         }
         stamp("cmd-landlock");
         // 9. Join the network namespace pid 1 made, while CAP_SYS_ADMIN is still effective.
-        if netns >= 0 {
-            match sys::recv_fd(netns) {
+        if chan >= 0 && plan.new_netns {
+            match sys::recv_fd(chan) {
                 Ok(Some(fd)) => {
                     if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
                         fail(err, Stage::NetNamespace, 2, Errno::last());
@@ -1004,11 +1022,12 @@ unsafe fn command_main(
             fail(err, Stage::Capabilities, 0, e);
         }
         stamp("cmd-caps");
-        // Loopback must be up before the command runs. pid 1 reports it after it has moved
-        // us off its CPU, so restoring the caller's affinity now cannot race with that move.
-        if netns >= 0 {
+        // pid 1 must be done before the command runs: loopback up, its own privileges given
+        // up. It says so after it has moved us off its CPU, so restoring the caller's affinity
+        // now cannot race with that move.
+        if chan >= 0 {
             let mut byte = [0u8; 1];
-            if !matches!(sys::read_full(netns, &mut byte), Ok(1)) {
+            if !matches!(sys::read_full(chan, &mut byte), Ok(1)) {
                 sys::exit(125);
             }
         }

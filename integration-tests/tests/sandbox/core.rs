@@ -592,6 +592,24 @@ fn pid1_not_reachable(ctx: &Ctx) -> Result<(), Failed> {
     ctx.run(&ws, &["--", p, "ptrace", "1"]).failed()?;
     ctx.run(&ws, &["--", p, "write", "/proc/1/exe", "x"])
         .failed()?;
+    // pid 1 gives up its privileges before the command may run anything: the command's very
+    // first read already finds it without capabilities, with no_new_privs, not uid 0.
+    for _ in 0..5 {
+        let r = ctx.run(&ws, &["--", p, "read", "/proc/1/status"]);
+        r.ok()?
+            .stdout_has("CapEff:\t0000000000000000")?
+            .stdout_has("CapPrm:\t0000000000000000")?
+            .stdout_has("NoNewPrivs:\t1")?;
+        let uid = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .unwrap_or("");
+        check(
+            !uid.split_whitespace().any(|u| u == "0"),
+            format!("pid 1 still holds uid 0: Uid:{uid}"),
+        )?;
+    }
     Ok(())
 }
 
