@@ -5,11 +5,12 @@
 //!   cgroup, clones, writes the id maps, attaches the cgroup, releases the child;
 //! - child = pid 1 of the sandbox: every capability inside its own user namespace, none on the
 //!   host; clones the command at once, then creates the network namespace, hostname and
-//!   loopback while the command builds the mounts (two CPUs, two jobs), and stays as init;
+//!   loopback while the command builds the mounts (two CPUs, two jobs), gives up its ids,
+//!   capabilities and new privileges before the command may exec, and stays as init;
 //! - command before exec (sharing pid 1's memory until then, inheriting its capabilities in
 //!   the user namespace): builds the mounts and `pivot_root`s, sets no_new_privs, restricts
 //!   itself with Landlock, joins pid 1's network namespace, switches to the policy's uid/gid,
-//!   drops every capability, waits for loopback, installs seccomp last, and execs.
+//!   drops every capability, waits until pid 1 is done, installs seccomp last, and execs.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
