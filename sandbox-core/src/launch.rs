@@ -753,7 +753,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
         // `execed`: EOF for pid 1 once the command has exec'd or exited (CLOEXEC write end).
         let (ours, theirs) = match sys::socketpair_raw() {
             Ok(p) => p,
-            Err(e) => fail(err, Stage::NetNamespace, 1, e),
+            Err(e) => fail(err, Stage::Fork, 2, e),
         };
         let (execed_r, execed_w) = match sys::pipe_raw() {
             Ok(p) => p,
@@ -938,6 +938,8 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         init::reset_signals();
+        // 6. The mount plan: a private tree, the new root, pivot_root (while pid 1 makes the
+        // network namespace).
         if let Some(m) = &args.plan.mounts {
             if let Err((i, e)) = mounts::apply(m) {
                 fail(args.err, Stage::Mount, i as u32, e);
