@@ -432,21 +432,77 @@ fn refuse_carves_under_tmpfs(policy: &ResolvedPolicy) -> Result<()> {
 fn private_tmp_dir(uid: u32, gid: u32) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("sandbox-tmp-{}-{n}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| Error::Path {
-            key: "filesystem.tmpfs",
-            path: dir.clone(),
-            reason: format!("cannot create the private temporary directory: {source}"),
-        })?;
+    let base = std::env::temp_dir();
+    sweep_stale_private_tmp(&base);
+    let mut tries = 0;
+    let dir = loop {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = base.join(format!("sandbox-tmp-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => break dir,
+            // Left by an earlier process that had our pid: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(source) => {
+                return Err(Error::Path {
+                    key: "filesystem.tmpfs",
+                    path: dir,
+                    reason: format!("cannot create the private temporary directory: {source}"),
+                })
+            }
+        }
+    };
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         let _ = std::os::unix::fs::chown(&dir, Some(uid), Some(gid));
     }
     Ok(dir)
+}
+
+/// Remove, once per process, the private temporary directories of sandboxes whose supervisor
+/// died without cleaning up (SIGKILL): `sandbox-tmp-<pid>-<n>` in `base` whose `<pid>` is gone,
+/// owned by us (or, for root, by nobody, the id a root caller's command runs as by default).
+fn sweep_stale_private_tmp(base: &Path) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        sweep_private_tmp(base);
+    }
+}
+
+/// The sweep itself (see [`sweep_stale_private_tmp`]).
+fn sweep_private_tmp(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let Some(pid) = stale_tmp_owner(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        let ours = meta.uid() == me || (me == 0 && meta.uid() == namespaces::NOBODY);
+        if !meta.is_dir() || !ours || pid == std::process::id() {
+            continue;
+        }
+        // SAFETY: kill with signal 0 only checks whether the pid exists.
+        let gone =
+            unsafe { libc::kill(pid as libc::pid_t, 0) } != 0 && Errno::last() == Errno::ESRCH;
+        if gone {
+            // std's remove_dir_all does not follow symlinks planted inside.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The supervisor pid in a private temporary directory's name `sandbox-tmp-<pid>-<n>`.
+fn stale_tmp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sandbox-tmp-")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse::<u32>().ok().filter(|&p| p > 1)
 }
 
 /// What `spawn` hands to the supervisor.
@@ -1062,5 +1118,36 @@ unsafe fn command_main(
             }
         }
         fail(err, Stage::Exec, 0, last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_private_tmp_dirs_of_dead_supervisors_go() {
+        assert_eq!(stale_tmp_owner("sandbox-tmp-1234-0"), Some(1234));
+        assert_eq!(stale_tmp_owner("sandbox-tmp-1234-x"), None);
+        assert_eq!(stale_tmp_owner("sandbox-tmp-1-0"), None);
+        assert_eq!(stale_tmp_owner("other-1234-0"), None);
+
+        let base = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above pid_max's ceiling), and our own, which is alive.
+        let dead = base.path().join("sandbox-tmp-4194305-0");
+        let alive = base
+            .path()
+            .join(format!("sandbox-tmp-{}-7", std::process::id()));
+        let other = base.path().join("unrelated-4194305-0");
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("f"), "x").unwrap();
+        }
+        sweep_private_tmp(base.path());
+        assert!(!dead.exists(), "the dead supervisor's directory stays");
+        assert!(
+            alive.exists() && other.exists(),
+            "a live or unrelated directory went"
+        );
     }
 }
