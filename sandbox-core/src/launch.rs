@@ -484,13 +484,7 @@ fn sweep_private_tmp(base: &Path) {
             continue;
         };
         let ours = meta.uid() == me || (me == 0 && meta.uid() == namespaces::NOBODY);
-        if !meta.is_dir() || !ours || pid == std::process::id() {
-            continue;
-        }
-        // SAFETY: kill with signal 0 only checks whether the pid exists.
-        let gone =
-            unsafe { libc::kill(pid as libc::pid_t, 0) } != 0 && Errno::last() == Errno::ESRCH;
-        if gone {
+        if meta.is_dir() && ours && sys::pid_is_gone(pid) {
             // std's remove_dir_all does not follow symlinks planted inside.
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -499,10 +493,7 @@ fn sweep_private_tmp(base: &Path) {
 
 /// The supervisor pid in a private temporary directory's name `sandbox-tmp-<pid>-<n>`.
 fn stale_tmp_owner(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("sandbox-tmp-")?;
-    let (pid, n) = rest.split_once('-')?;
-    n.parse::<u32>().ok()?;
-    pid.parse::<u32>().ok().filter(|&p| p > 1)
+    sys::owner_pid(name, "sandbox-tmp-")
 }
 
 /// What `spawn` hands to the supervisor.
@@ -951,7 +942,8 @@ impl CpuSpread {
                 return None;
             }
             let here = libc::sched_getcpu();
-            if here < 0 {
+            // CPU_CLR indexes a fixed-size set: never panic in the child over a huge CPU number.
+            if here < 0 || here as usize >= libc::CPU_SETSIZE as usize {
                 return None;
             }
             let mut elsewhere = original;

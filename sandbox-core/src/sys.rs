@@ -264,6 +264,23 @@ pub(crate) fn clear_groups() -> Result<(), Errno> {
         .map(drop)
 }
 
+/// The supervisor pid in the name `<prefix><pid>-<n>` of something a launch made (its cgroup,
+/// its private temporary directory), for the sweeps that remove what dead supervisors left.
+pub(crate) fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
+    let rest = name.strip_prefix(prefix)?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse::<u32>().ok().filter(|&p| p > 1)
+}
+
+/// Whether `pid` is another process that no longer exists (ours is never gone).
+pub(crate) fn pid_is_gone(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the pid exists.
+    pid != std::process::id()
+        && unsafe { libc::kill(pid as libc::pid_t, 0) } != 0
+        && Errno::last() == Errno::ESRCH
+}
+
 /// A stack for a child that shares our memory (`CLONE_VM`): an anonymous mapping with a
 /// guard page below it, so an overflow faults instead of writing over the heap.
 pub(crate) struct ChildStack {
@@ -345,46 +362,9 @@ pub(crate) mod direct {
     ///
     /// # Safety
     /// The arguments must be valid for syscall `nr`.
-    #[cfg(target_arch = "x86_64")]
     pub(crate) unsafe fn syscall4(nr: libc::c_long, a: [usize; 4]) -> Result<usize, Errno> {
-        let ret: isize;
-        // SAFETY: the x86_64 syscall ABI; rcx and r11 are clobbered by the instruction.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") nr as isize => ret,
-                in("rdi") a[0],
-                in("rsi") a[1],
-                in("rdx") a[2],
-                in("r10") a[3],
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        decode(ret)
-    }
-
-    /// One raw syscall with up to four arguments.
-    ///
-    /// # Safety
-    /// The arguments must be valid for syscall `nr`.
-    #[cfg(target_arch = "aarch64")]
-    pub(crate) unsafe fn syscall4(nr: libc::c_long, a: [usize; 4]) -> Result<usize, Errno> {
-        let ret: isize;
-        // SAFETY: the aarch64 syscall ABI (number in x8, result in x0).
-        unsafe {
-            std::arch::asm!(
-                "svc 0",
-                in("x8") nr,
-                inlateout("x0") a[0] as isize => ret,
-                in("x1") a[1],
-                in("x2") a[2],
-                in("x3") a[3],
-                options(nostack),
-            );
-        }
-        decode(ret)
+        // SAFETY: forwarded; the two extra arguments are zero.
+        unsafe { syscall6(nr, [a[0], a[1], a[2], a[3], 0, 0]) }
     }
 
     /// One raw syscall with up to six arguments.

@@ -449,7 +449,6 @@ fn sweep_once(layout: &Layout) {
         Layout::V1(h) => h.hierarchies.iter().map(|x| x.own.clone()).collect(),
         Layout::Unusable { .. } => Vec::new(),
     };
-    let me = std::process::id();
     for base in bases {
         let Ok(entries) = std::fs::read_dir(&base) else {
             continue;
@@ -459,11 +458,7 @@ fn sweep_once(layout: &Layout) {
             let Some(pid) = stale_owner(&name.to_string_lossy()) else {
                 continue;
             };
-            // SAFETY: kill with signal 0 only checks whether the pid exists.
-            let gone = pid != me
-                && unsafe { libc::kill(pid as libc::pid_t, 0) } != 0
-                && Errno::last() == Errno::ESRCH;
-            if gone {
+            if crate::sys::pid_is_gone(pid) {
                 // Failure (still busy, not ours to remove) leaves it for a later sweep.
                 let _ = std::fs::remove_dir(entry.path());
             }
@@ -473,10 +468,7 @@ fn sweep_once(layout: &Layout) {
 
 /// The supervisor pid in a launch cgroup's name `sandbox-<pid>-<n>`.
 fn stale_owner(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("sandbox-")?;
-    let (pid, n) = rest.split_once('-')?;
-    n.parse::<u64>().ok()?;
-    pid.parse::<u32>().ok().filter(|&p| p > 1)
+    crate::sys::owner_pid(name, "sandbox-")
 }
 
 fn without_cgroup(backend: &'static str, limits: &Limits, degraded: Option<String>) -> CgroupSetup {
