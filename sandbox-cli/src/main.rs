@@ -8,6 +8,8 @@
 // Under `cargo test` the harness's main runs instead, and the CLI's functions look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+#[cfg(any(test, target_env = "musl"))]
+mod arena;
 mod doctor;
 mod fastargs;
 mod report;
@@ -121,24 +123,48 @@ struct RunArgs {
     command: Vec<OsString>,
 }
 
+// glibc's allocator stays: it reuses freed memory, and a bump bought no time there.
+#[cfg(all(not(test), target_env = "musl"))]
+#[global_allocator]
+static ALLOCATOR: arena::LaunchArena = arena::LaunchArena::new();
+
 #[cfg(not(test))]
 #[no_mangle]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: setting a signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let code = cli_main();
+    // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.
+    let args = unsafe { args_from_argv(argc, argv) };
+    let code = cli_main(args);
     let _ = std::io::Write::flush(&mut std::io::stdout());
     code
 }
 
-fn cli_main() -> libc::c_int {
+/// The program's arguments, program name first, read from `main`'s own parameters:
+/// `std::env::args_os` is filled by std's runtime start-up on musl, which the C `main` skips.
+///
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings.
+#[cfg(not(test))]
+unsafe fn args_from_argv(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    (0..count)
+        .map(|i| {
+            // SAFETY: i < argc, and the caller vouches for each string.
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect()
+}
+
+fn cli_main(args: Vec<OsString>) -> libc::c_int {
     sandbox_core::trace::init();
     sandbox_core::trace::stamp("main");
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if let Some(run) = fastargs::parse_run(&args) {
+    if let Some(run) = fastargs::parse_run(args.get(1..).unwrap_or_default()) {
         return finish(run_command(Box::new(run)));
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };

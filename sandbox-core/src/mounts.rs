@@ -157,7 +157,8 @@ fn locked_flags(path: &Path) -> libc::c_ulong {
         (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
         (FsFlags::ST_NOATIME, libc::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+        // ST_RELATIME (the kernel's 0x1000): libc crates for musl do not name it.
+        (FsFlags::from_bits_retain(0x1000), libc::MS_RELATIME),
     ] {
         if f.contains(fs) {
             flags |= ms;
@@ -187,7 +188,7 @@ fn choose_staging(sources: &[&Path]) -> Result<PathBuf> {
 
 /// Resolve one policy entry against the host: `None` if optional and missing.
 fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> {
-    match std::fs::canonicalize(&rule.path) {
+    match crate::sys::canonicalize(&rule.path) {
         Ok(p) => Ok(Some(p)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && rule.optional => Ok(None),
         Err(e) => Err(Error::Path {
@@ -459,7 +460,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
     // Landlock, so no mount-point file is ever created on the host.
     for denied in &fs.deny {
-        let Ok(real) = std::fs::canonicalize(denied) else {
+        let Ok(real) = crate::sys::canonicalize(denied) else {
             continue;
         };
         let mut masked: Vec<&Path> = Vec::new();

@@ -281,6 +281,23 @@ pub(crate) fn pid_is_gone(pid: u32) -> bool {
         && Errno::last() == Errno::ESRCH
 }
 
+/// `std::fs::canonicalize` without its allocation inside the C library: `realpath` with a
+/// buffer of ours. musl's `realpath(path, NULL)` mallocs the result, and musl's allocator
+/// maps and unmaps a page for it each time (bench/README.md).
+pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut resolved = [0 as libc::c_char; libc::PATH_MAX as usize];
+    // SAFETY: a NUL-terminated path and a PATH_MAX buffer, as realpath requires.
+    if unsafe { libc::realpath(c_path.as_ptr(), resolved.as_mut_ptr()) }.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success realpath wrote a NUL-terminated path into the buffer.
+    let resolved = unsafe { CStr::from_ptr(resolved.as_ptr()) };
+    Ok(std::ffi::OsStr::from_bytes(resolved.to_bytes()).into())
+}
+
 /// A stack for a child that shares our memory (`CLONE_VM`): an anonymous mapping with a
 /// guard page below it, so an overflow faults instead of writing over the heap.
 pub(crate) struct ChildStack {
@@ -627,6 +644,37 @@ mod tests {
     fn set_errno(v: i32) {
         // SAFETY: __errno_location returns this thread's errno slot.
         unsafe { *libc::__errno_location() = v };
+    }
+
+    #[test]
+    fn canonicalize_agrees_with_std() {
+        let dir = std::env::temp_dir().join(format!("sandbox-canon-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("real/sub")).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("real", &link).unwrap();
+        for path in [
+            dir.clone(),
+            link.join("sub"),
+            link.join("sub/../sub/."),
+            std::path::PathBuf::from("/"),
+            std::path::PathBuf::from("."),
+        ] {
+            assert_eq!(
+                canonicalize(&path).unwrap(),
+                std::fs::canonicalize(&path).unwrap(),
+                "{path:?}"
+            );
+        }
+        let missing = canonicalize(&dir.join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            canonicalize(std::path::Path::new("a\0b"))
+                .unwrap_err()
+                .kind(),
+            std::io::ErrorKind::InvalidInput
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

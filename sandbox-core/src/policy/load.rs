@@ -192,7 +192,7 @@ fn load_named(
                 path: path.clone(),
                 source,
             })?;
-            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let canonical = crate::sys::canonicalize(&path).unwrap_or_else(|_| path.clone());
             (Identity::File(canonical), Origin::File(path), text)
         };
     if chain.iter().any(|(id, _)| *id == identity) {
