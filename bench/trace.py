@@ -4,7 +4,7 @@
 
     bench/trace.py [-n 200] [--] [sandbox-run-args... --] [command...]
 
-Builds target/<host>/release/sandbox with the feature unless SANDBOX_TRACE_BIN is set.
+Builds the binary bench/run.sh measures, with the feature, into target/trace unless\nSANDBOX_TRACE_BIN is set.
 Stamps come from the caller, pid 1 and the command (CLOCK_MONOTONIC, the same clock as
 time.monotonic_ns here); "spawned" is taken by this script just before posix_spawn.
 """
@@ -14,13 +14,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build():
+    """The binary bench/run.sh measures (static musl, else static glibc), with the stamps."""
     host = subprocess.check_output(["rustc", "-vV"], text=True)
     host = next(l.split(": ")[1] for l in host.splitlines() if l.startswith("host: "))
-    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static",
-               CARGO_TARGET_DIR=os.path.join(ROOT, "target", "trace"))
+    musl = host.split("-")[0] + "-unknown-linux-musl"
+    sysroot = subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip()
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "trace"))
+    target = musl
+    if not os.path.isdir(os.path.join(sysroot, "lib", "rustlib", musl, "lib")):
+        print(f"note: Rust target {musl} is not installed: tracing the glibc static build",
+              file=sys.stderr)
+        env["RUSTFLAGS"] = "-C target-feature=+crt-static"
+        target = host
     subprocess.check_call(["cargo", "build", "--release", "--quiet", "-p", "sandbox-cli",
-                           "--features", "trace-stages", "--target", host], cwd=ROOT, env=env)
-    return os.path.join(ROOT, "target", "trace", host, "release", "sandbox")
+                           "--features", "trace-stages", "--target", target], cwd=ROOT, env=env)
+    return os.path.join(ROOT, "target", "trace", target, "release", "sandbox")
 
 
 def main():

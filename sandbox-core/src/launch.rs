@@ -232,6 +232,8 @@ pub(crate) fn compile(
     stamp("compile");
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
+    let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits))
+        .then(|| CgroupJob::start(&policy.limits, !namespaced));
     let mounts = if namespaced {
         Some(mounts::prepare(policy, spec.console)?)
     } else {
@@ -298,10 +300,10 @@ pub(crate) fn compile(
     stamp("compiled-seccomp");
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
-    let cgroup = if create_cgroup {
-        cgroup::prepare(&policy.limits, !namespaced)?
-    } else {
-        cgroup::check(&policy.limits)?
+    let cgroup = match cgroup_job {
+        Some(job) => job.finish(&policy.limits, !namespaced)?,
+        None if create_cgroup => cgroup::prepare(&policy.limits, !namespaced)?,
+        None => cgroup::check(&policy.limits)?,
     };
 
     stamp("compiled-caps-cgroup");
@@ -969,6 +971,77 @@ impl CpuSpread {
                 ],
             )
         };
+    }
+}
+
+/// The launch's cgroup, made on another thread while this one compiles the rest of the plan.
+/// Until the clone the supervisor is single-threaded and the other CPUs idle, and the
+/// cgroup's `mkdir`s and limit writes are ~0.3 ms of kernel work (v1, this VM; `mkdir`s
+/// serialise on the kernel's cgroup mutex, so the thread is one). The thread is pinned away
+/// from our CPU at once (the scheduler would queue it behind us, as it does the command:
+/// [`CpuSpread`]); this thread sweeps stale cgroups meanwhile, then spins briefly for the
+/// result. The thread is always joined before the clone: in `finish`, or on drop when the
+/// compile fails first (its cgroup is then removed with its result).
+struct CgroupJob {
+    thread: Option<std::thread::JoinHandle<Result<cgroup::CgroupSetup>>>,
+}
+
+impl CgroupJob {
+    fn start(limits: &crate::policy::Limits, no_pid_namespace: bool) -> CgroupJob {
+        let limits = limits.clone();
+        let thread = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                stamp("cgroup-thread");
+                let made = cgroup::prepare_without_sweep(&limits, no_pid_namespace);
+                stamp("cgroup-made");
+                Ok(made?)
+            })
+            .ok();
+        if let (Some(thread), Some(spread)) = (&thread, CpuSpread::new()) {
+            use std::os::unix::thread::JoinHandleExt;
+            // SAFETY: a live thread's handle and a cpu_set_t; failure only costs the overlap.
+            unsafe {
+                libc::pthread_setaffinity_np(
+                    thread.as_pthread_t() as _,
+                    std::mem::size_of::<libc::cpu_set_t>(),
+                    &spread.elsewhere,
+                )
+            };
+        }
+        CgroupJob { thread }
+    }
+
+    /// The cgroup, once made; without a thread (it could not be spawned), made here.
+    fn finish(
+        mut self,
+        limits: &crate::policy::Limits,
+        no_pid_namespace: bool,
+    ) -> Result<cgroup::CgroupSetup> {
+        // Meanwhile this thread removes what dead supervisors left (a directory read per
+        // hierarchy), work that would otherwise lengthen the other thread's.
+        cgroup::sweep_stale();
+        if let Some(thread) = &self.thread {
+            // Spin rather than sleep: waking a sleeping thread from another CPU costs tens of
+            // µs on a VM, and the cgroup is usually a moment away.
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(2);
+            while !thread.is_finished() && std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(made)) => made,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(cgroup::prepare(limits, no_pid_namespace)?),
+        }
+    }
+}
+
+impl Drop for CgroupJob {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading and writing cgroupfs files: one `write(2)` per value, every limit read back.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
@@ -43,9 +43,27 @@ pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     file.write_all(value.as_bytes()).map_err(fail)
 }
 
+/// The whole of a cgroupfs file in as few syscalls as it allows: open, read, close. A
+/// cgroupfs (kernfs/seq_file) read fills the buffer as far as the content goes, so a short
+/// read is the end of the file; std's `read_to_string` adds an `fstat` and a final empty read,
+/// on the launch path.
+fn read_text(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = file.read(&mut chunk)?;
+        text.extend_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            break;
+        }
+    }
+    String::from_utf8(text).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 /// The contents of a cgroup file, trimmed.
 pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path)
+    read_text(path)
         .map(|s| s.trim().to_owned())
         .map_err(|e| CgroupError::Read {
             path: path.to_path_buf(),
@@ -80,12 +98,12 @@ pub(super) fn write_checked(path: &Path, value: &str, expect: &str) -> Result<()
 
 /// A file holding one number.
 pub(super) fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_text(path).ok()?.trim().parse().ok()
 }
 
 /// The value of `key` in a flat-keyed file (`key value` lines: memory.events, cpu.stat, …).
 pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
+    let text = read_text(path).ok()?;
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
         if k == key {
@@ -98,7 +116,7 @@ pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
 
 /// The pids listed in a `cgroup.procs` file (empty when it cannot be read).
 pub(super) fn pids(procs: &Path) -> Vec<libc::pid_t> {
-    fs::read_to_string(procs)
+    read_text(procs)
         .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }

@@ -7,7 +7,7 @@
 //!   enabled in `<own>/cgroup.subtree_control` if the parent offers them, and each launch
 //!   gets `<own>/sandbox-<pid>-<n>`, entered with `clone3(CLONE_INTO_CGROUP)`.
 //! - **cgroup v1 / hybrid**, as root: one directory per hierarchy (`memory`, `pids`, `cpu`,
-//!   plus `freezer` and `cpuacct`) under our own cgroup of each. The controller-less cgroup2
+//!   plus `freezer` and `cpuacct` in landlock mode) under our own cgroup of each. The controller-less cgroup2
 //!   mount of a hybrid host (`/sys/fs/cgroup/unified`) is ignored.
 //! - **none**: a policy with `memory`, `cpus` or `pids` fails with a [`CgroupError`] naming
 //!   the cause and the fix, unless `[limits] best_effort = true`, which falls back to
@@ -400,6 +400,11 @@ fn layout() -> &'static Layout {
     })
 }
 
+/// Whether `limits` need a cgroup at all (a memory, cpus or pids limit).
+pub(crate) fn wanted(limits: &Limits) -> bool {
+    !needed(limits).is_empty()
+}
+
 fn needed(limits: &Limits) -> Ctrls {
     let mut c = Ctrls::NONE;
     if limits.memory.is_some() {
@@ -417,18 +422,42 @@ fn needed(limits: &Limits) -> Ctrls {
 /// Parent: create the launch's cgroup and write its limits, before the child exists; and
 /// compile its rlimits. Without a memory/cpus/pids limit no cgroup is made.
 ///
-/// `freezer`: on v1, also join the freezer hierarchy, which [`Cgroup::kill`] uses to stop a
-/// tree that could fork while being killed. Only landlock mode needs it: with a pid namespace,
-/// killing pid 1 takes every process of the sandbox with it.
-pub(crate) fn prepare(limits: &Limits, freezer: bool) -> Result<CgroupSetup, CgroupError> {
+/// `no_pid_namespace` (landlock mode): on v1, also join the freezer hierarchy, which
+/// [`Cgroup::kill`] uses to stop a tree that could fork while being killed, and cpuacct, for
+/// the CPU time of processes nobody waited for. With a pid namespace, pid 1 reaps every
+/// process and killing it takes the rest of the sandbox with it.
+pub(crate) fn prepare(limits: &Limits, no_pid_namespace: bool) -> Result<CgroupSetup, CgroupError> {
     if needed(limits).is_empty() {
         return Ok(without_cgroup("none", limits, None));
     }
-    let setup = prepare_with(layout(), &V2_BASE, limits, std::process::id(), freezer)?;
+    let setup = prepare_without_sweep(limits, no_pid_namespace)?;
     if setup.cgroup.is_some() {
-        sweep_once(layout());
+        sweep_stale();
     }
     Ok(setup)
+}
+
+/// [`prepare`] without the stale-cgroup sweep, for a caller that runs [`sweep_stale`]
+/// itself (in parallel: the launch makes its cgroup on another thread).
+pub(crate) fn prepare_without_sweep(
+    limits: &Limits,
+    no_pid_namespace: bool,
+) -> Result<CgroupSetup, CgroupError> {
+    if needed(limits).is_empty() {
+        return Ok(without_cgroup("none", limits, None));
+    }
+    prepare_with(
+        layout(),
+        &V2_BASE,
+        limits,
+        std::process::id(),
+        no_pid_namespace,
+    )
+}
+
+/// Remove, once per process, what the launches of dead supervisors left (see `sweep_once`).
+pub(crate) fn sweep_stale() {
+    sweep_once(layout());
 }
 
 /// Remove, once per process, the empty cgroups that sandboxes of dead supervisors left in
@@ -488,7 +517,7 @@ fn prepare_with(
     v2_state: &Mutex<Option<v2::V2Base>>,
     limits: &Limits,
     pid: u32,
-    freezer: bool,
+    no_pid_namespace: bool,
 ) -> Result<CgroupSetup, CgroupError> {
     let needed = needed(limits);
     if needed.is_empty() {
@@ -545,7 +574,7 @@ fn prepare_with(
         let made = match (layout, &v2_base) {
             (_, Some(base)) => v2::create(base, &name, limits, usable, &mut report).map(Inner::V2),
             (Layout::V1(h), _) => {
-                v1::create(h, &name, limits, usable, freezer, &mut report).map(Inner::V1)
+                v1::create(h, &name, limits, usable, no_pid_namespace, &mut report).map(Inner::V1)
             }
             _ => unreachable_layout(),
         };

@@ -973,3 +973,38 @@ fn v2_failed_enable_moves_the_supervisor_back() {
         "the next launch starts over"
     );
 }
+
+/// This host's v1 tree has `cpu` and `cpuacct` as hierarchies of their own: a launch with a
+/// pid namespace (pid 1 reaps and accounts everything) joins neither `cpuacct` nor `freezer`.
+#[test]
+fn v1_joins_cpuacct_and_freezer_only_without_a_pid_namespace() {
+    for no_pid_namespace in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for h in ["memory", "pids", "cpu", "cpuacct", "freezer"] {
+            touch(&root.join(h).join("cgroup.procs"), "");
+        }
+        let layout = decide(&Host {
+            root,
+            self_cgroup: "5:pids:/\n4:freezer:/\n3:memory:/\n2:cpuacct:/\n1:cpu:/\n0::/\n",
+            euid: 0,
+            egid: 0,
+        });
+        let state = Mutex::new(None);
+        let lim = limits(Some(32 * MIB), Some(0.5), Some(16));
+        let setup = prepare_with(&layout, &state, &lim, 7, no_pid_namespace).unwrap();
+        let cg = setup.cgroup.unwrap();
+        let name = cg.path().file_name().unwrap().to_owned();
+        for h in ["memory", "pids", "cpu"] {
+            assert!(root.join(h).join(&name).is_dir(), "{h}");
+        }
+        for h in ["cpuacct", "freezer"] {
+            let joined = root.join(h).join(&name).is_dir();
+            assert_eq!(
+                joined, no_pid_namespace,
+                "{h} (no_pid_namespace {no_pid_namespace})"
+            );
+        }
+        cg.remove().unwrap();
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! Each controller is its own hierarchy (`/sys/fs/cgroup/memory`, `…/pids`, `…/cpu` or
 //! `…/cpu,cpuacct`): one launch makes one directory in each hierarchy it needs, under our
-//! own cgroup of that hierarchy, plus `freezer` (race-free kill) and `cpuacct` (usage) when
-//! mounted.
+//! own cgroup of that hierarchy; without a pid namespace (landlock mode) also `freezer`
+//! (race-free kill) and `cpuacct` (usage of processes nobody waited for) when mounted.
 
 use std::path::{Path, PathBuf};
 
@@ -21,19 +21,23 @@ pub(super) struct V1Cgroup {
     dirs: Vec<(Ctrls, PathBuf)>,
 }
 
-/// Create `<own>/<name>` in every hierarchy that holds one of `ctrls`, `cpuacct` or (with
-/// `freezer`) `freezer`, and write the limits of `ctrls`, filling their entries of `report`.
+/// Create `<own>/<name>` in every hierarchy that holds one of `ctrls` (with
+/// `no_pid_namespace`, also `cpuacct` and `freezer`), and write the limits of `ctrls`,
+/// filling their entries of `report`.
 pub(super) fn create(
     host: &V1Host,
     name: &str,
     limits: &Limits,
     ctrls: Ctrls,
-    freezer: bool,
+    no_pid_namespace: bool,
     report: &mut LimitsReport,
 ) -> Result<V1Cgroup, CgroupError> {
-    let mut wanted = ctrls.with(Ctrl::Cpuacct);
-    if freezer {
-        wanted = wanted.with(Ctrl::Freezer);
+    // With a pid namespace, pid 1 reaps every process (their CPU time reaches the supervisor
+    // in its rusage) and its exit kills the rest: a hierarchy each for accounting and
+    // freezing would only add a mkdir, an attach and an rmdir to every launch.
+    let mut wanted = ctrls;
+    if no_pid_namespace {
+        wanted = wanted.with(Ctrl::Cpuacct).with(Ctrl::Freezer);
     }
     // Dropping `cg` on an error removes what was created so far.
     let mut cg = V1Cgroup { dirs: Vec::new() };
