@@ -39,6 +39,14 @@ TARGET_PARALLEL_VS_BWRAP = 1.5
 
 PERL_LOOP = 'for(1..{n}){{getppid; open(F,"<","/etc/hostname"); close F; stat "/etc"}}'
 
+# The floor any seccomp filter costs: perl installs a one-instruction "allow everything"
+# filter on itself (prctl(PR_SET_NO_NEW_PRIVS), seccomp(SECCOMP_SET_MODE_FILTER)), then runs
+# the same loop. Syscall numbers by machine; other machines skip the row.
+TRIVIAL_FILTER_NRS = {"x86_64": (157, 317), "aarch64": (167, 277)}
+PERL_TRIVIAL_FILTER = ('my $f = pack("SCCL", 6, 0, 0, 0x7fff0000); my $p = pack("S x6 P", 1, $f); '
+                       'syscall({prctl}, 38, 1, 0, 0, 0) == 0 or die "prctl: $!"; '
+                       'syscall({seccomp}, 1, 0, $p) == 0 or die "seccomp: $!"; ')
+
 NO_SECCOMP_POLICY = """\
 # bench: the default policy without a seccomp filter (isolates the filter's cost)
 extends = "default"
@@ -327,15 +335,25 @@ def seccomp_overhead(sp, contenders, loops, runs):
     """Wall time of a syscall-heavy perl loop inside each contender, alternating."""
     if not os.access("/usr/bin/perl", os.X_OK):
         return None, "/usr/bin/perl not found"
-    cmd = ["/usr/bin/perl", "-e", PERL_LOOP.format(n=loops)]
-    cs = [c for c in contenders if c.status == "ok"]
-    res = {c.name: [] for c in cs}
+    loop = PERL_LOOP.format(n=loops)
+    runs_of = [(c.name, c.argv(["/usr/bin/perl", "-e", loop]))
+               for c in contenders if c.status == "ok"]
+    nrs = TRIVIAL_FILTER_NRS.get(os.uname().machine)
+    none = next((c for c in contenders if c.name == "sandbox seccomp=none" and c.status == "ok"),
+                None)
+    if nrs and none:
+        floor = PERL_TRIVIAL_FILTER.format(prctl=nrs[0], seccomp=nrs[1]) + loop
+        runs_of.append((FLOOR_ROW, none.argv(["/usr/bin/perl", "-e", floor])))
+    res = {name: [] for name, _ in runs_of}
     for i in range(runs + 1):  # first round is warm-up
-        for c in (cs if i % 2 == 0 else list(reversed(cs))):
-            ns, code = sp.run(c.argv(cmd))
+        for name, argv in (runs_of if i % 2 == 0 else list(reversed(runs_of))):
+            ns, code = sp.run(argv)
             if i > 0 and code == 0:
-                res[c.name].append(ns)
+                res[name].append(ns)
     return {k: summarize(v) for k, v in res.items() if v}, ""
+
+
+FLOOR_ROW = "seccomp=none + 1-insn"
 
 
 DUR = re.compile(r"([A-Za-z_][\w +/-]*?)\s*[:=]\s*([\d.]+)\s*(ns|us|µs|ms|s)\b")
@@ -646,6 +664,13 @@ def main():
             r = sec["sandbox"]["median_ms"] / sec["sandbox seccomp=none"]["median_ms"]
             print(f"seccomp overhead: default / profile=none = {r:.3f}")
             report["seccomp_ratio"] = r
+            if FLOOR_ROW in sec:
+                f = sec[FLOOR_ROW]["median_ms"] / sec["sandbox seccomp=none"]["median_ms"]
+                d = sec["sandbox"]["median_ms"] / sec[FLOOR_ROW]["median_ms"]
+                print(f"floor: a one-instruction allow-all filter / profile=none = {f:.3f}; "
+                      f"default / one-instruction = {d:.3f} (what our filter itself adds)")
+                report["seccomp_floor_ratio"] = f
+                report["seccomp_vs_floor_ratio"] = d
     print()
     report["seccomp"] = sec
 

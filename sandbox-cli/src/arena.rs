@@ -1,39 +1,61 @@
-//! The CLI's allocator on musl: a bump arena for the launch, the C allocator once it is
-//! used up.
+//! The CLI's allocator on musl: an arena for the launch, the C allocator once it is used up.
 //!
 //! A launch makes a few thousand short-lived allocations (TOML, paths, the compiled plan),
 //! ~120 KiB in all, then the supervisor mostly waits. musl's allocator hands memory back to
 //! the kernel eagerly: ~40 `mmap`/`munmap` pairs and their page faults per launch, ~0.25 ms
 //! here, which ate all that musl's lighter start-up saves (bench/README.md). The arena lives
-//! in `.bss`, so pages the launch never touches cost no memory; a freed block is reclaimed
-//! only when it is the newest one (the common case for growing strings and vectors), so the
-//! arena never holds more than was allocated. Everything past its end goes to `malloc`.
+//! in `.bss`, so pages never touched cost no memory. Blocks of up to 4 KiB come in
+//! power-of-two classes and are recycled through a free list per class (a process that
+//! compiles many plans, `sandbox policy check --time`, keeps reusing them); larger blocks are
+//! bumped, and reclaimed or grown in place only when they are the newest. Everything past
+//! the arena's end goes to `malloc`.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const ARENA_SIZE: usize = 1 << 20;
+/// Every arena block is aligned to this, so any block can serve any class.
+const MIN_ALIGN: usize = 16;
+/// Size classes: 16, 32, …, 4096 bytes.
+const CLASSES: usize = 9;
+const CLASS_MAX: usize = MIN_ALIGN << (CLASSES - 1);
 
 #[repr(C, align(4096))]
 struct Bytes(UnsafeCell<[u8; ARENA_SIZE]>);
 
-/// Bump allocator over a static buffer, falling back to the C allocator.
+/// Arena allocator over a static buffer, falling back to the C allocator.
 pub(crate) struct LaunchArena {
     bytes: Bytes,
-    /// Offset of the first free byte.
+    /// Offset of the first never-used byte.
     next: AtomicUsize,
+    /// Per class, the address of the first free block (0: none); a free block holds the
+    /// address of the next in its first word. Guarded by `lock`.
+    free: UnsafeCell<[usize; CLASSES]>,
+    lock: AtomicBool,
 }
 
-// SAFETY: the buffer is only handed out in disjoint ranges, reserved by atomic updates of
-// `next`.
+// SAFETY: the buffer is handed out in disjoint ranges, reserved by atomic updates of `next`
+// or taken from the free lists under `lock`.
 unsafe impl Sync for LaunchArena {}
+
+/// The class of a layout the free lists can serve, with its block size.
+fn class_of(layout: Layout) -> Option<(usize, usize)> {
+    if layout.align() > MIN_ALIGN || layout.size() > CLASS_MAX {
+        return None;
+    }
+    let size = layout.size().max(MIN_ALIGN).next_power_of_two();
+    let class = (size.trailing_zeros() - MIN_ALIGN.trailing_zeros()) as usize;
+    Some((class, size))
+}
 
 impl LaunchArena {
     pub(crate) const fn new() -> Self {
         LaunchArena {
             bytes: Bytes(UnsafeCell::new([0; ARENA_SIZE])),
             next: AtomicUsize::new(0),
+            free: UnsafeCell::new([0; CLASSES]),
+            lock: AtomicBool::new(false),
         }
     }
 
@@ -46,13 +68,15 @@ impl LaunchArena {
         addr >= self.base() && addr < self.base() + ARENA_SIZE
     }
 
-    /// Reserves `layout` in the arena, or `None` when it does not fit.
-    fn bump(&self, layout: Layout) -> Option<*mut u8> {
+    /// Reserves `size` bytes aligned to `align` (at least [`MIN_ALIGN`]) from the never-used
+    /// part of the arena, or `None` when they do not fit.
+    fn bump(&self, size: usize, align: usize) -> Option<*mut u8> {
         let base = self.base();
+        let align = align.max(MIN_ALIGN);
         let mut next = self.next.load(Ordering::Relaxed);
         loop {
-            let start = (base + next).checked_next_multiple_of(layout.align())? - base;
-            let end = start.checked_add(layout.size())?;
+            let start = (base + next).checked_next_multiple_of(align)? - base;
+            let end = start.checked_add(size)?;
             if end > ARENA_SIZE {
                 return None;
             }
@@ -67,8 +91,8 @@ impl LaunchArena {
         }
     }
 
-    /// Moves the end of the arena from `old_end` to `new_end` if `old_end` is still its end:
-    /// the block ending there is the newest and may shrink, grow or vanish in place.
+    /// Moves the end of the used part from `old_end` to `new_end` if `old_end` is still its
+    /// end: the block ending there is the newest and may shrink, grow or vanish in place.
     fn move_end(&self, old_end: usize, new_end: usize) -> bool {
         new_end <= ARENA_SIZE
             && self
@@ -76,13 +100,53 @@ impl LaunchArena {
                 .compare_exchange(old_end, new_end, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
+
+    /// Runs `f` on the free lists, under the lock.
+    fn with_free_lists<R>(&self, f: impl FnOnce(&mut [usize; CLASSES]) -> R) -> R {
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the lock gives this thread the only access to the lists.
+        let result = f(unsafe { &mut *self.free.get() });
+        self.lock.store(false, Ordering::Release);
+        result
+    }
+
+    fn pop(&self, class: usize) -> Option<*mut u8> {
+        self.with_free_lists(|heads| {
+            let block = heads[class];
+            if block == 0 {
+                return None;
+            }
+            // SAFETY: a free block of ours, aligned, whose first word links the list.
+            heads[class] = unsafe { (block as *const usize).read() };
+            Some(block as *mut u8)
+        })
+    }
+
+    fn push(&self, class: usize, block: *mut u8) {
+        self.with_free_lists(|heads| {
+            // SAFETY: the block is ours, unused from now on, aligned and at least 16 bytes.
+            unsafe { (block as *mut usize).write(heads[class]) };
+            heads[class] = block as usize;
+        });
+    }
 }
 
-// SAFETY: arena blocks are disjoint, aligned and at least `layout.size()` long; the others
-// come from the C allocator with the alignment asked for.
+// SAFETY: arena blocks are disjoint, aligned to at least MIN_ALIGN and the layout's
+// alignment, and at least `layout.size()` long; the others come from the C allocator with
+// the alignment asked for.
 unsafe impl GlobalAlloc for LaunchArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if let Some(ptr) = self.bump(layout) {
+        let arena_block = match class_of(layout) {
+            Some((class, size)) => self.pop(class).or_else(|| self.bump(size, MIN_ALIGN)),
+            None => self.bump(layout.size(), layout.align()),
+        };
+        if let Some(ptr) = arena_block {
             return ptr;
         }
         if layout.align() <= MALLOC_ALIGN {
@@ -98,51 +162,50 @@ unsafe impl GlobalAlloc for LaunchArena {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if self.contains(ptr) {
-            let start = ptr as usize - self.base();
-            self.move_end(start + layout.size(), start);
-        } else {
+        if !self.contains(ptr) {
             // SAFETY: not ours, so it came from the C allocator.
-            unsafe { libc::free(ptr.cast()) }
+            return unsafe { libc::free(ptr.cast()) };
+        }
+        match class_of(layout) {
+            Some((class, _)) => self.push(class, ptr),
+            None => {
+                let start = ptr as usize - self.base();
+                self.move_end(start + layout.size(), start);
+            }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if self.contains(ptr) {
-            let start = ptr as usize - self.base();
-            if let Some(new_end) = start.checked_add(new_size) {
-                if self.move_end(start + layout.size(), new_end) {
-                    return ptr;
+            match class_of(layout) {
+                Some((_, size)) if new_size <= size => return ptr,
+                Some(_) => {}
+                // A large block keeps its extent when it shrinks (it may then be freed into
+                // a class, every class being smaller than it) and grows in place when newest.
+                None if new_size <= layout.size() => return ptr,
+                None => {
+                    let start = ptr as usize - self.base();
+                    if let Some(new_end) = start.checked_add(new_size) {
+                        if self.move_end(start + layout.size(), new_end) {
+                            return ptr;
+                        }
+                    }
                 }
             }
-            if new_size <= layout.size() {
-                return ptr;
-            }
-            // SAFETY: same alignment as the block, a non-zero size.
-            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-            // SAFETY: as for alloc.
-            let new = unsafe { self.alloc(new_layout) };
-            if !new.is_null() {
-                // SAFETY: both blocks are at least `layout.size()` long and do not overlap.
-                unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size()) };
-                // SAFETY: the old block is ours and no longer used.
-                unsafe { self.dealloc(ptr, layout) };
-            }
-            return new;
         }
-        if layout.align() <= MALLOC_ALIGN {
-            // SAFETY: a block of the C allocator.
+        // SAFETY: same alignment as the block, a non-zero size (GlobalAlloc's contract).
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if !self.contains(ptr) && layout.align() <= MALLOC_ALIGN && class_of(new_layout).is_none() {
+            // SAFETY: a block of the C allocator, staying there.
             return unsafe { libc::realloc(ptr.cast(), new_size) }.cast();
         }
-        // SAFETY: same alignment as the block, a non-zero size.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: as for alloc.
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
             // SAFETY: both blocks hold at least min(old, new) bytes and do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
-            // SAFETY: the old block came from the C allocator.
-            unsafe { libc::free(ptr.cast()) };
+            // SAFETY: the old block is no longer used.
+            unsafe { self.dealloc(ptr, layout) };
         }
         new
     }
@@ -160,44 +223,87 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_aligned_disjoint_and_the_newest_is_reclaimed() {
+    fn small_blocks_are_recycled_by_class() {
         static ARENA: LaunchArena = LaunchArena::new();
         unsafe {
-            let a = ARENA.alloc(layout(3, 1));
-            let b = ARENA.alloc(layout(8, 64));
+            let a = ARENA.alloc(layout(24, 8));
+            let b = ARENA.alloc(layout(3, 1));
             assert!(ARENA.contains(a) && ARENA.contains(b));
-            assert_eq!(b as usize % 64, 0);
-            assert!(b as usize >= a as usize + 3);
-            let used = ARENA.next.load(Ordering::Relaxed);
-            ARENA.dealloc(b, layout(8, 64));
+            assert_eq!(a as usize % MIN_ALIGN, 0);
             assert!(
-                ARENA.next.load(Ordering::Relaxed) < used,
-                "newest block not reclaimed"
+                b as usize >= a as usize + 32,
+                "24 bytes take a 32-byte block"
             );
-            // An older block is left in place: nothing after it moves.
-            let c = ARENA.alloc(layout(16, 8));
-            let before = ARENA.next.load(Ordering::Relaxed);
-            ARENA.dealloc(a, layout(3, 1));
-            assert_eq!(ARENA.next.load(Ordering::Relaxed), before);
-            c.write_bytes(0xAB, 16);
+            ARENA.dealloc(a, layout(24, 8));
+            let used = ARENA.next.load(Ordering::Relaxed);
+            // Same class (17..=32 bytes): the freed block comes back, nothing new is used.
+            let c = ARENA.alloc(layout(32, 16));
+            assert_eq!(c, a);
+            assert_eq!(ARENA.next.load(Ordering::Relaxed), used);
+            // Another class does not take it.
+            ARENA.dealloc(c, layout(32, 16));
+            let d = ARENA.alloc(layout(64, 8));
+            assert_ne!(d, a);
+            d.write_bytes(0xAB, 64);
+            let e = ARENA.alloc(layout(20, 4));
+            assert_eq!(e, a);
         }
     }
 
     #[test]
-    fn realloc_grows_the_newest_block_in_place_and_copies_the_others() {
+    fn large_blocks_are_reclaimed_and_grown_when_newest() {
         static ARENA: LaunchArena = LaunchArena::new();
         unsafe {
-            let a = ARENA.alloc(layout(4, 4));
+            let a = ARENA.alloc(layout(5000, 1));
             a.copy_from_nonoverlapping(b"abcd".as_ptr(), 4);
-            let grown = ARENA.realloc(a, layout(4, 4), 4096);
+            let grown = ARENA.realloc(a, layout(5000, 1), 9000);
             assert_eq!(grown, a, "the newest block should grow in place");
-            let b = ARENA.alloc(layout(4, 4));
-            let moved = ARENA.realloc(a, layout(4096, 4), 8192);
+            let b = ARENA.alloc(layout(6000, 1));
+            let moved = ARENA.realloc(a, layout(9000, 1), 20000);
             assert_ne!(moved, a);
             assert_eq!(std::slice::from_raw_parts(moved, 4), b"abcd");
-            assert!(ARENA.contains(b));
-            let shrunk = ARENA.realloc(moved, layout(8192, 4), 2);
-            assert_eq!(shrunk, moved);
+            let end = ARENA.next.load(Ordering::Relaxed);
+            ARENA.dealloc(moved, layout(20000, 1));
+            assert!(
+                ARENA.next.load(Ordering::Relaxed) < end,
+                "newest block not reclaimed"
+            );
+            // An older block is left in place.
+            let c = ARENA.alloc(layout(7000, 1));
+            let end = ARENA.next.load(Ordering::Relaxed);
+            ARENA.dealloc(b, layout(6000, 1));
+            assert_eq!(ARENA.next.load(Ordering::Relaxed), end);
+            ARENA.dealloc(c, layout(7000, 1));
+        }
+    }
+
+    #[test]
+    fn a_large_block_shrunk_into_a_class_never_overlaps_a_later_one() {
+        static ARENA: LaunchArena = LaunchArena::new();
+        unsafe {
+            let a = ARENA.alloc(layout(8192, 8));
+            let shrunk = ARENA.realloc(a, layout(8192, 8), 100);
+            assert_eq!(shrunk, a);
+            ARENA.dealloc(shrunk, layout(100, 8));
+            let b = ARENA.alloc(layout(8192, 8));
+            assert!(b as usize >= a as usize + 8192, "{a:?} {b:?}");
+            // The 128-byte class now holds the old block.
+            assert_eq!(ARENA.alloc(layout(100, 8)), a);
+        }
+    }
+
+    #[test]
+    fn small_blocks_grow_within_their_class_and_move_beyond_it() {
+        static ARENA: LaunchArena = LaunchArena::new();
+        unsafe {
+            let a = ARENA.alloc(layout(5, 1));
+            a.copy_from_nonoverlapping(b"hello".as_ptr(), 5);
+            assert_eq!(ARENA.realloc(a, layout(5, 1), 16), a);
+            let big = ARENA.realloc(a, layout(16, 1), 5000);
+            assert_ne!(big, a);
+            assert_eq!(std::slice::from_raw_parts(big, 5), b"hello");
+            // The old block went back to its class.
+            assert_eq!(ARENA.alloc(layout(16, 1)), a);
         }
     }
 
@@ -218,11 +324,12 @@ mod tests {
             assert_eq!(std::slice::from_raw_parts(moved, 10), [7; 10]);
             let moved = ARENA.realloc(moved, layout(ARENA_SIZE + 1, 1), 2 * ARENA_SIZE);
             assert_eq!(std::slice::from_raw_parts(moved, 10), [7; 10]);
-            ARENA.dealloc(moved, layout(2 * ARENA_SIZE, 1));
+            // A malloc'd block shrinking into a class stays valid wherever it lands.
+            let small = ARENA.realloc(moved, layout(2 * ARENA_SIZE, 1), 10);
+            assert_eq!(std::slice::from_raw_parts(small, 10), [7; 10]);
+            ARENA.dealloc(small, layout(10, 1));
             ARENA.dealloc(outside, layout(200, 8));
             ARENA.dealloc(aligned, layout(200, 256));
-            // The arena's end was freed with `big`: it serves again.
-            assert!(ARENA.contains(ARENA.alloc(layout(16, 1))));
         }
     }
 
@@ -232,21 +339,25 @@ mod tests {
         let threads: Vec<_> = (0u8..4)
             .map(|t| {
                 std::thread::spawn(move || {
-                    let blocks: Vec<usize> = (0..500)
-                        .map(|_| unsafe {
-                            let p = ARENA.alloc(layout(24, 8));
-                            p.write_bytes(t, 24);
-                            p as usize
-                        })
-                        .collect();
-                    (t, blocks)
+                    let mut kept = Vec::new();
+                    for i in 0..2000 {
+                        let size = 8 + (i % 5) * 24;
+                        let p = unsafe { ARENA.alloc(layout(size, 8)) };
+                        unsafe { p.write_bytes(t, size) };
+                        if i % 3 == 0 {
+                            unsafe { ARENA.dealloc(p, layout(size, 8)) };
+                        } else {
+                            kept.push((p as usize, size));
+                        }
+                    }
+                    (t, kept)
                 })
             })
             .collect();
         for handle in threads {
-            let (t, blocks) = handle.join().unwrap();
-            for p in blocks {
-                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, 24) };
+            let (t, kept) = handle.join().unwrap();
+            for (p, size) in kept {
+                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, size) };
                 assert!(
                     bytes.iter().all(|&b| b == t),
                     "a block was shared between threads"
