@@ -979,8 +979,8 @@ impl CpuSpread {
 /// cgroup's `mkdir`s and limit writes are ~0.3 ms of kernel work (v1, this VM; `mkdir`s
 /// serialise on the kernel's cgroup mutex, so the thread is one). The thread is pinned away
 /// from our CPU at once (the scheduler would queue it behind us, as it does the command:
-/// [`CpuSpread`]); this thread sweeps stale cgroups meanwhile, then spins briefly for the
-/// result. The thread is always joined before the clone: in `finish`, or on drop when the
+/// [`CpuSpread`]); this thread spins briefly for the result. (Stale cgroups are swept once
+/// the command has started: [`cgroup::sweep_stale`].) The thread is always joined before the clone: in `finish`, or on drop when the
 /// compile fails first (its cgroup is then removed with its result).
 struct CgroupJob {
     thread: Option<std::thread::JoinHandle<Result<cgroup::CgroupSetup>>>,
@@ -1018,9 +1018,6 @@ impl CgroupJob {
         limits: &crate::policy::Limits,
         no_pid_namespace: bool,
     ) -> Result<cgroup::CgroupSetup> {
-        // Meanwhile this thread removes what dead supervisors left (a directory read per
-        // hierarchy), work that would otherwise lengthen the other thread's.
-        cgroup::sweep_stale();
         if let Some(thread) = &self.thread {
             // Spin rather than sleep: waking a sleeping thread from another CPU costs tens of
             // µs on a VM, and the cgroup is usually a moment away.

@@ -438,7 +438,7 @@ pub(crate) fn prepare(limits: &Limits, no_pid_namespace: bool) -> Result<CgroupS
 }
 
 /// [`prepare`] without the stale-cgroup sweep, for a caller that runs [`sweep_stale`]
-/// itself (in parallel: the launch makes its cgroup on another thread).
+/// itself, off its launch's critical path (the launch does once the command has started).
 pub(crate) fn prepare_without_sweep(
     limits: &Limits,
     no_pid_namespace: bool,
