@@ -980,8 +980,9 @@ impl CpuSpread {
 /// serialise on the kernel's cgroup mutex, so the thread is one). The thread is pinned away
 /// from our CPU at once (the scheduler would queue it behind us, as it does the command:
 /// [`CpuSpread`]); this thread spins briefly for the result. (Stale cgroups are swept once
-/// the command has started: [`cgroup::sweep_stale`].) The thread is always joined before the clone: in `finish`, or on drop when the
-/// compile fails first (its cgroup is then removed with its result).
+/// the command has started: [`cgroup::sweep_stale`].) The thread is always joined before the
+/// clone: in `finish`, or on drop when the compile fails first (its cgroup is then removed
+/// with its result).
 struct CgroupJob {
     thread: Option<std::thread::JoinHandle<Result<cgroup::CgroupSetup>>>,
 }
