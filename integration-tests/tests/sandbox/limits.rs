@@ -24,6 +24,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         memory_hog_oom_killed,
     ));
     t.push(Test::new(
+        "cgroup::failed_launch_leaves_no_cgroup",
+        &[CgroupLimits, Userns],
+        failed_launch_leaves_no_cgroup,
+    ));
+    t.push(Test::new(
         "cgroup::fork_bomb_capped",
         &[CgroupLimits, Userns],
         fork_bomb_capped,
@@ -469,6 +474,60 @@ fn sigkill_leaves_nothing(ctx: &Ctx) -> Result<(), Failed> {
     ctx.run(&ws, &["--memory", "64M", "--", "true"]).ok()?;
     let left = launch_cgroups(&[cli]);
     check(left.is_empty(), format!("cgroups of the killed sandbox remain after the next launch: {left:?} (before it: {stale:?})"))
+}
+
+/// The launch's cgroup is made on another thread while the plan compiles; a compile that
+/// fails after that (here: a denied path that does not exist, under a workspace beneath the
+/// tmpfs /tmp, which cannot be enforced) must remove it before exiting 125. Control: the same
+/// launch without that path runs inside a launch cgroup, also removed at the end.
+fn failed_launch_leaves_no_cgroup(ctx: &Ctx) -> Result<(), Failed> {
+    let tmp_ws = tempfile::Builder::new()
+        .prefix("sandbox-it-cg-")
+        .tempdir_in("/tmp")?;
+    let ws = tmp_ws.path();
+    let missing = ws.join("not-here");
+    let missing = missing.to_str().unwrap_or("");
+    // The refused launch races its cgroup thread to the exit: repeat it.
+    let rounds = std::iter::once(false).chain(std::iter::repeat_n(true, 20));
+    for refused in rounds {
+        let mut args = vec!["--memory", "64M", "--pids", "50"];
+        if refused {
+            args.extend(["--deny", missing]);
+        }
+        args.extend(["--", "cat", "/proc/self/cgroup"]);
+        let child = ctx
+            .command(ws, &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let cli = child.id();
+        let out = child.wait_with_output()?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if refused {
+            check(
+                out.status.code() == Some(125) && stderr.contains("not-here"),
+                format!("expected 125 naming the path: {:?} {stderr}", out.status),
+            )?;
+            check(stdout.is_empty(), format!("the command ran: {stdout}"))?;
+        } else {
+            check(
+                out.status.success() && stdout.contains(&format!("sandbox-{cli}-")),
+                format!(
+                    "control: not run in a launch cgroup: {:?} {stdout} {stderr}",
+                    out.status
+                ),
+            )?;
+        }
+        let left = launch_cgroups(&[cli]);
+        check(
+            left.is_empty(),
+            format!("launch cgroups left (refused: {refused}): {left:?}"),
+        )?;
+    }
+    Ok(())
 }
 
 fn report_numbers(ctx: &Ctx) -> Result<(), Failed> {
