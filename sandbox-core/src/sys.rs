@@ -492,10 +492,7 @@ pub(crate) mod direct {
         let mut control = [0u64; 4];
         // SAFETY: msghdr and the control buffer are plain stack data; CMSG_* stay inside it.
         unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
+            let mut msg = super::one_byte_msghdr(&mut iov, &mut control);
             msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
@@ -598,6 +595,19 @@ pub(crate) fn socketpair_raw() -> Result<(RawFd, RawFd), Errno> {
     Ok((fds[0], fds[1]))
 }
 
+/// A `msghdr` for one byte (`iov`) and room for one SCM_RIGHTS message carrying one int,
+/// suitably aligned (`control`); plain data, errno-free, so pid 1 can use it too. The
+/// pointers it holds are only valid while `iov` and `control` are.
+fn one_byte_msghdr(iov: &mut libc::iovec, control: &mut [u64; 4]) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, for which all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(control) as _;
+    msg
+}
+
 /// The command: receive one fd sent with [`direct::send_fd`] (close-on-exec); `None` at EOF.
 pub(crate) fn recv_fd(socket: RawFd) -> Result<Option<RawFd>, Errno> {
     let mut byte = [0u8; 1];
@@ -605,15 +615,10 @@ pub(crate) fn recv_fd(socket: RawFd) -> Result<Option<RawFd>, Errno> {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // Room for one SCM_RIGHTS control message carrying one int, suitably aligned.
     let mut control = [0u64; 4];
     // SAFETY: msghdr is plain data; every pointer refers to the stack buffers above.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let mut msg = one_byte_msghdr(&mut iov, &mut control);
         let n = loop {
             let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n >= 0 || Errno::last() != Errno::EINTR {

@@ -7,8 +7,8 @@
 //!   enabled in `<own>/cgroup.subtree_control` if the parent offers them, and each launch
 //!   gets `<own>/sandbox-<pid>-<n>`, entered with `clone3(CLONE_INTO_CGROUP)`.
 //! - **cgroup v1 / hybrid**, as root: one directory per hierarchy (`memory`, `pids`, `cpu`,
-//!   plus `freezer` and `cpuacct` in landlock mode) under our own cgroup of each. The controller-less cgroup2
-//!   mount of a hybrid host (`/sys/fs/cgroup/unified`) is ignored.
+//!   plus `freezer` and `cpuacct` in landlock mode) under our own cgroup of each. The
+//!   controller-less cgroup2 mount of a hybrid host (`/sys/fs/cgroup/unified`) is ignored.
 //! - **none**: a policy with `memory`, `cpus` or `pids` fails with a [`CgroupError`] naming
 //!   the cause and the fix, unless `[limits] best_effort = true`, which falls back to
 //!   rlimits ([`crate::limits`]) and says so in the [`LimitsReport`].
@@ -427,9 +427,6 @@ fn needed(limits: &Limits) -> Ctrls {
 /// the CPU time of processes nobody waited for. With a pid namespace, pid 1 reaps every
 /// process and killing it takes the rest of the sandbox with it.
 pub(crate) fn prepare(limits: &Limits, no_pid_namespace: bool) -> Result<CgroupSetup, CgroupError> {
-    if needed(limits).is_empty() {
-        return Ok(without_cgroup("none", limits, None));
-    }
     let setup = prepare_without_sweep(limits, no_pid_namespace)?;
     if setup.cgroup.is_some() {
         sweep_stale();
