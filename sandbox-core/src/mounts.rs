@@ -9,7 +9,7 @@
 //! source's locked flags are kept (a `MS_REMOUNT` would have to repeat them); kernels older
 //! than 5.12 fall back to a non-recursive `MS_REMOUNT` carrying the source's `statvfs` flags.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -23,6 +23,7 @@ use crate::sys;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// Device nodes bound from the host into the minimal `/dev`.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -78,17 +79,20 @@ pub(crate) enum MountOp {
     Proc { target: CString },
     /// A private devpts instance.
     Devpts { target: CString },
-    /// Detach the read-only bind of the mask directory once every mask is bound, then remove
-    /// the mask file, the mask directory's empty subdirectory and itself from the new root
-    /// (the mask mounts keep their inodes).
-    RemoveMaskDir {
-        path: CString,
-        file: CString,
-        dir: CString,
+    /// Make the new root's own mount read-only and noexec (`sealed`), or writable again, while
+    /// the masks are bound: each bind of the mask file or directory copies these flags.
+    SealMaskSources { new_root: CString, sealed: bool },
+    /// `chdir(new_root)`, `pivot_root(".", put_old)`, `chdir("/")`.
+    PivotRoot { new_root: CString, put_old: CString },
+    /// After the pivot (paths inside the new root): detach the old root, then remove the mask
+    /// file, the mask directory and the setup directory (the mask mounts keep their inodes).
+    RemoveSetupDir {
+        old_root: CString,
+        mask_file: CString,
+        mask_subdir: CString,
+        setup_dir: CString,
     },
-    /// `chdir(new_root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`, `chdir("/")`.
-    PivotRoot { new_root: CString },
-    /// `MS_REMOUNT|MS_BIND|MS_RDONLY` of a mount after pivot_root (the tmpfs root, /dev).
+    /// `MS_REMOUNT|MS_BIND|MS_RDONLY` of a mount after pivot_root (the tmpfs root).
     RemountReadOnly {
         target: CString,
         flags: libc::c_ulong,
@@ -280,13 +284,18 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     let cwd = &policy.process.cwd;
 
     // Masks are bound from an empty mode-000 file (files) or directory (directories) in a
-    // directory of the new root that is bound read-only onto itself first: every bind of them
-    // inherits the read-only flag, so the command can neither chmod nor fill them. The
-    // directory is detached and removed before pivot_root, so nothing of it stays visible.
-    // (No tmpfs of its own: each tmpfs superblock costs ~25 µs to make and tear down.)
-    let mask_dir = staging.join(".sandbox-mask");
+    // setup directory of the new root, while the new root's mount is read-only and noexec:
+    // every bind of them copies those flags, so the command can neither chmod nor fill them.
+    // The old root is pivoted into the same directory, detached and the directory removed,
+    // so nothing of it stays visible. (One unmount in all, the old root's: every unmount
+    // waits for an RCU grace period, ~50 µs idle, several times that under load. No tmpfs of
+    // its own either: ~25 µs each to make and tear down.)
+    let setup_rel = Path::new("/.sandbox-setup");
+    let mask_dir = staged(&staging, setup_rel);
     let mask_file = mask_dir.join("empty");
     let mask_subdir = mask_dir.join("dir");
+    let old_root = mask_dir.join("old");
+    let inside = |p: &Path| cstring(&setup_rel.join(p.strip_prefix(&mask_dir).unwrap_or(p)));
 
     let mut plan = MountPlan {
         ops: Vec::new(),
@@ -333,20 +342,11 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     );
     push(
         &mut plan,
-        MountOp::Bind {
-            source: cstring(&mask_dir)?,
-            target: cstring(&mask_dir)?,
-            optional: false,
+        MountOp::Mkdir {
+            path: cstring(&old_root)?,
+            mode: 0o700,
         },
-        &mask_dir,
-    );
-    push(
-        &mut plan,
-        MountOp::RemountReadOnly {
-            target: cstring(&mask_dir)?,
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        },
-        &mask_dir,
+        &old_root,
     );
 
     // Directories created on tmpfs so far, and every mount made: (path, is a host bind).
@@ -456,40 +456,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         bound.push((v.path.clone(), true));
     }
 
-    // Denied paths that exist and are visible through a bind are covered: the empty read-only
-    // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
-    // Landlock, so no mount-point file is ever created on the host.
-    for denied in &fs.deny {
-        let Ok(real) = crate::sys::canonicalize(denied) else {
-            continue;
-        };
-        let mut masked: Vec<&Path> = Vec::new();
-        for p in [denied.as_path(), real.as_path()] {
-            if masked.contains(&p) || !under_bind(&bound, p) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(p) else {
-                continue;
-            };
-            masked.push(p);
-            if meta.file_type().is_symlink() {
-                continue; // the link itself reveals nothing; its target is masked as `real`
-            }
-            let target = cstring(&staged(&staging, p))?;
-            let source = if meta.is_dir() {
-                &mask_subdir
-            } else {
-                &mask_file
-            };
-            let op = MountOp::Bind {
-                source: cstring(source)?,
-                target: target.clone(),
-                optional: false,
-            };
-            push(&mut plan, op, p);
-        }
-    }
-
     // /proc of the new pid namespace, mounted while the old root is still attached (the kernel
     // refuses a new procfs in a user namespace once no full procfs is visible).
     let proc_dir = staging.join("proc");
@@ -532,6 +498,47 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             &Path::new("/proc").join(name),
         );
     }
+    // The masks, bound while the new root's mount is sealed (see `mask_dir` above).
+    let new_root = cstring(&staging)?;
+    let seal = |sealed| MountOp::SealMaskSources {
+        new_root: new_root.clone(),
+        sealed,
+    };
+    push(&mut plan, seal(true), &staging);
+    // Denied paths that exist and are visible through a bind are covered: the empty read-only
+    // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
+    // Landlock, so no mount-point file is ever created on the host.
+    for denied in &fs.deny {
+        let Ok(real) = crate::sys::canonicalize(denied) else {
+            continue;
+        };
+        let mut masked: Vec<&Path> = Vec::new();
+        for p in [denied.as_path(), real.as_path()] {
+            if masked.contains(&p) || !under_bind(&bound, p) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(p) else {
+                continue;
+            };
+            masked.push(p);
+            if meta.file_type().is_symlink() {
+                continue; // the link itself reveals nothing; its target is masked as `real`
+            }
+            let target = cstring(&staged(&staging, p))?;
+            let source = if meta.is_dir() {
+                &mask_subdir
+            } else {
+                &mask_file
+            };
+            let op = MountOp::Bind {
+                source: cstring(source)?,
+                target: target.clone(),
+                optional: false,
+            };
+            push(&mut plan, op, p);
+        }
+    }
+
     for name in PROC_MASKED.iter().filter(on_this_kernel) {
         let target = cstring(&proc_dir.join(name))?;
         push(
@@ -544,6 +551,8 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             &Path::new("/proc").join(name),
         );
     }
+
+    push(&mut plan, seal(false), &staging);
 
     // A minimal /dev: a directory of the new root (read-only with it at the end) with the
     // harmless host devices bound in; each bind keeps the host mount's flags, so the root's
@@ -634,19 +643,21 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
 
     push(
         &mut plan,
-        MountOp::RemoveMaskDir {
-            path: cstring(&mask_dir)?,
-            file: cstring(&mask_file)?,
-            dir: cstring(&mask_subdir)?,
+        MountOp::PivotRoot {
+            new_root: cstring(&staging)?,
+            put_old: cstring(&old_root)?,
         },
-        &mask_dir,
+        &staging,
     );
     push(
         &mut plan,
-        MountOp::PivotRoot {
-            new_root: cstring(&staging)?,
+        MountOp::RemoveSetupDir {
+            old_root: inside(&old_root)?,
+            mask_file: inside(&mask_file)?,
+            mask_subdir: inside(&mask_subdir)?,
+            setup_dir: cstring(setup_rel)?,
         },
-        &staging,
+        &mask_dir,
     );
     push(
         &mut plan,
@@ -768,26 +779,56 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
             libc::MS_NOSUID | libc::MS_NOEXEC,
             Some(c"newinstance,ptmxmode=0666,mode=0620"),
         ),
-        MountOp::RemoveMaskDir { path, file, dir } => {
-            // SAFETY: valid C strings.
-            unsafe {
-                sys::check_int(libc::umount2(path.as_ptr(), libc::MNT_DETACH))?;
-                sys::check_int(libc::unlink(file.as_ptr()))?;
-                sys::check_int(libc::rmdir(dir.as_ptr()))?;
-                sys::check_int(libc::rmdir(path.as_ptr()))
+        MountOp::SealMaskSources { new_root, sealed } => {
+            let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC;
+            let (set, clear) = if *sealed { (attrs, 0) } else { (0, attrs) };
+            match sys::mount_setattr_flags(new_root, false, set, clear) {
+                Err(Errno::ENOSYS) => {
+                    let sealed_flags = if *sealed {
+                        libc::MS_RDONLY | libc::MS_NOEXEC
+                    } else {
+                        0
+                    };
+                    sys::mount(
+                        None,
+                        new_root,
+                        None,
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | sealed_flags,
+                        None,
+                    )
+                }
+                other => other,
             }
         }
-        MountOp::PivotRoot { new_root } => {
-            // SAFETY: valid C strings; pivot_root(".", ".") stacks the old root on the new one,
-            // and the lazy unmount detaches it, so no put_old directory is needed.
+        MountOp::PivotRoot { new_root, put_old } => {
+            // SAFETY: valid C strings.
             unsafe {
                 sys::check_int(libc::chdir(new_root.as_ptr()))?;
-                let dot: &CStr = c".";
                 sys::check_int(
-                    libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int,
+                    libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), put_old.as_ptr())
+                        as libc::c_int,
                 )?;
-                sys::check_int(libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
                 sys::check_int(libc::chdir(c"/".as_ptr()))
+            }
+        }
+        MountOp::RemoveSetupDir {
+            old_root,
+            mask_file,
+            mask_subdir,
+            setup_dir,
+        } => {
+            // SAFETY: valid C strings.
+            unsafe {
+                sys::check_int(libc::umount2(old_root.as_ptr(), libc::MNT_DETACH))?;
+                sys::check_int(libc::unlink(mask_file.as_ptr()))?;
+                for dir in [mask_subdir, old_root, setup_dir] {
+                    sys::check_int(libc::rmdir(dir.as_ptr()))?;
+                }
+                Ok(())
             }
         }
         MountOp::RemountReadOnly { target, flags } => sys::mount(

@@ -127,6 +127,16 @@ pub(crate) fn close_range(first: u32, flags: u32) -> Result<(), Errno> {
 
 /// `mount_setattr(AT_FDCWD, path, AT_RECURSIVE?, {attr_set, attr_clr})`.
 pub(crate) fn mount_setattr(path: &CStr, recursive: bool, attr_set: u64) -> Result<(), Errno> {
+    mount_setattr_flags(path, recursive, attr_set, 0)
+}
+
+/// `mount_setattr` setting `attr_set` and clearing `attr_clr`.
+pub(crate) fn mount_setattr_flags(
+    path: &CStr,
+    recursive: bool,
+    attr_set: u64,
+    attr_clr: u64,
+) -> Result<(), Errno> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -136,7 +146,7 @@ pub(crate) fn mount_setattr(path: &CStr, recursive: bool, attr_set: u64) -> Resu
     }
     let attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: 0,
         userns_fd: 0,
     };

@@ -35,6 +35,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         missing_denied_path_leaves_nothing,
     ));
     t.push(Test::new(
+        "core::masks_sealed_and_setup_gone",
+        &[Userns],
+        masks_sealed_and_setup_gone,
+    ));
+    t.push(Test::new(
         "core::symlink_to_secret",
         &[Userns],
         symlink_to_secret,
@@ -244,6 +249,58 @@ fn missing_denied_path_leaves_nothing(ctx: &Ctx) -> Result<(), Failed> {
     let _ = std::fs::set_permissions(ws.join("sub"), std::fs::Permissions::from_mode(0o777));
     ctx.run(&ws, &["--deny", ".env", "--", p, "write", "sub/file", "x"])
         .ok()?;
+    Ok(())
+}
+
+/// The masks over denied paths are read-only, noexec mounts of one empty file the command may
+/// neither chmod nor fill, and nothing of how the view was built (the setup directory the
+/// masks came from, the old root pivoted into it) is left in it.
+fn masks_sealed_and_setup_gone(ctx: &Ctx) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    write(&ws.join(".env"), "API_KEY=hunter2");
+    let run = |script: &str| ctx.run(&ws, &["--deny", ".env", "--", "sh", "-c", script]);
+    // Control: a file the command made can be chmodded and written.
+    run("echo a > mine && chmod 0600 mine && echo b > mine && cat mine")
+        .ok()?
+        .stdout_has("b")?;
+    // Attacks: open the mask up, fill it.
+    run("chmod 0666 .env").failed()?;
+    run("echo evil > .env").failed()?;
+    check(
+        std::fs::read_to_string(ws.join(".env")).unwrap_or_default() == "API_KEY=hunter2",
+        ".env changed on the host",
+    )?;
+    let mountinfo = run("cat /proc/self/mountinfo");
+    mountinfo.ok()?;
+    let env_path = ws.join(".env");
+    let mask = mountinfo
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && Path::new(f[4]) == env_path)
+        .map(|f| f[5].to_string());
+    check(
+        mask.as_deref().is_some_and(|o| {
+            let opts: Vec<&str> = o.split(',').collect();
+            opts.contains(&"ro") && opts.contains(&"noexec")
+        }),
+        format!("the mask over .env is not a read-only noexec mount: {mask:?}"),
+    )?;
+    let leftover: Vec<&str> = mountinfo
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.starts_with("/.sandbox"))
+        })
+        .collect();
+    check(
+        leftover.is_empty(),
+        format!("setup mounts left in the view: {leftover:?}"),
+    )?;
+    let root = ctx.run(&ws, &["--", ctx.probe(), "list", "/"]);
+    root.ok()?.stdout_has("usr")?.stdout_lacks(".sandbox")?;
     Ok(())
 }
 
