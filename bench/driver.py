@@ -66,7 +66,7 @@ class Contender:
     def __init__(self, name, prefix, kind, note=""):
         self.name = name
         self.prefix = prefix
-        self.kind = kind  # floor | unshare | bwrap | sandbox | stage
+        self.kind = kind  # floor | floorc | unshare | bwrap | sandbox | stage
         self.note = note
         self.status = "ok"  # ok | skipped | error
         self.message = ""
@@ -94,6 +94,41 @@ def bwrap_prefix(bwrap, ws):
     return p
 
 
+FLOOR_C = "floor (C)"
+
+
+def floor_contender(ws, build_dir):
+    """bench/floor.c: every kernel stage of a default launch in straight-line C, nothing else
+    (no policy, no checks). Not a sandbox to use: the bound any launcher meets on this host.
+    Built static against musl when musl-gcc is there (like the sandbox binary measured: no
+    start-up `cpuid` probing), else static against glibc, else as cc builds it."""
+    out = os.path.join(build_dir, "floor")
+    c = Contender(FLOOR_C, [out, ws], "floorc", "")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
+    if not os.path.isdir("/mnt"):
+        c.status, c.message = "skipped", "bench/floor.c builds its root on /mnt, absent here"
+        return c
+    # musl-gcc leaves out /usr/include, where the kernel's headers (linux/landlock.h) are.
+    kernel_headers = ["-idirafter", "/usr/include"]
+    multiarch = f"/usr/include/{platform.machine()}-linux-gnu"
+    if os.path.isdir(multiarch):
+        kernel_headers += ["-idirafter", multiarch]
+    builds = []
+    if shutil.which("musl-gcc"):
+        builds.append(("static musl", ["musl-gcc", "-static"] + kernel_headers))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        builds += [("static glibc", [cc, "-static"]), ("dynamic glibc", [cc])]
+    for how, cmd in builds:
+        p = subprocess.run(cmd + ["-O2", "-o", out, src], capture_output=True)
+        if p.returncode == 0:
+            c.note = f"bench/floor.c ({how}): the default launch's kernel stages, straight-line C"
+            return c
+    c.status, c.message = "skipped", ("bench/floor.c did not build" if builds
+                                      else "no C compiler (cc) to build bench/floor.c")
+    return c
+
+
 def launch_contenders(args, ws, policy_dir):
     """The contenders of the main table."""
     cs = [Contender("bare", [], "floor", "posix_spawn + exec, the floor")]
@@ -109,6 +144,7 @@ def launch_contenders(args, ws, policy_dir):
     if not bwrap:
         c.status, c.message = "skipped", "bwrap not installed (apt-get install bubblewrap)"
     cs.append(c)
+    cs.append(floor_contender(ws, policy_dir))
 
     sb = args.sandbox_bin
     nosec = os.path.join(policy_dir, "no-seccomp.toml")
@@ -593,7 +629,8 @@ def main():
 
     # throughput
     tp = {}
-    tpc = [c for c in (bwc, sbc) if ok(c)]
+    flc = byname.get(FLOOR_C)
+    tpc = [c for c in (bwc, sbc, flc) if ok(c)]
     if tpc:
         print(f"## throughput (/bin/true, {args.throughput_n} launches, blocks alternate)\n")
         blocks = 5 if args.throughput_n >= 100 else 2
@@ -744,6 +781,12 @@ def main():
     t.check(f"2-parallel throughput ≥ {TARGET_PARALLEL_VS_BWRAP}× bwrap", v,
             v is not None and v >= TARGET_PARALLEL_VS_BWRAP,
             f"{v:.2f}× ({a:.0f}/s vs {b:.0f}/s)" if v is not None else "needs sandbox and bwrap")
+    f = tp.get(f"{FLOOR_C} | 2", {}).get("per_s")
+    if f and a and b:
+        # Not a target: how far the kernel lets any launcher go here (bench/floor.c).
+        print(f"info  kernel floor, 2-parallel: {FLOOR_C} reaches {f / b:.2f}× bwrap "
+              f"({f:.0f}/s); sandbox is at {a / f:.0%} of it")
+        report["floor_parallel_vs_bwrap"] = f / b
     a = rss.get("sandbox", {}).get("supervisor_kib")
     b = rss.get("bwrap", {}).get("supervisor_kib")
     v = a / b if a and b else None
