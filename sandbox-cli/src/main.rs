@@ -283,5 +283,9 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     if let Some(dest) = &args.report {
         report::write(dest, &args.policy, &args.command, &outcome)?;
     }
-    Ok(outcome.exit_code())
+    // The process exits next: freeing the handle (the compiled plan in it), the policy and the
+    // environment would only write to pages that were copied for pid 1, or fault them in.
+    let code = outcome.exit_code();
+    std::mem::forget((child, loaded, env));
+    Ok(code)
 }

@@ -262,6 +262,7 @@ impl Command {
         child.stdin = stdin;
         child.stdout = stdout;
         child.stderr = stderr;
+        child.retain_plan(launch::RetainedPlan::new(plan));
         Ok(child)
     }
 

@@ -86,6 +86,8 @@ pub struct Child {
     relay: Option<crate::pty::Relay>,
     /// A signalfd for the signals [`crate::Command::forward_signals`] passes on.
     signals: Option<OwnedFd>,
+    /// The launch's compiled plan (see [`crate::launch::RetainedPlan`]).
+    plan: Option<crate::launch::RetainedPlan>,
     /// The command's stdin, when [`crate::Stdio::Piped`].
     pub stdin: Option<File>,
     /// The command's stdout, when [`crate::Stdio::Piped`].
@@ -122,10 +124,15 @@ impl Child {
             signals: None,
             relay: None,
             private_tmp: None,
+            plan: None,
             stdin: None,
             stdout: None,
             stderr: None,
         }
+    }
+
+    pub(crate) fn retain_plan(&mut self, plan: crate::launch::RetainedPlan) {
+        self.plan = Some(plan);
     }
 
     pub(crate) fn set_private_tmp(&mut self, dir: Option<std::path::PathBuf>) {
@@ -442,4 +449,15 @@ pub(crate) fn forwarded_signal_fd(winch: bool) -> Result<OwnedFd> {
     }
     // SAFETY: sfd is a fresh fd we own.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Embedders move handles between threads (a wait on one, a kill from another): the
+    /// compiled plan a handle keeps must not take that away.
+    #[test]
+    fn child_is_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Child>();
+    }
 }
