@@ -253,6 +253,7 @@ pub(crate) fn compile(
     create_cgroup: bool,
 ) -> Result<Plan> {
     stamp("compile");
+    let _canonical = sys::CanonicalCache::start();
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
     let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits))

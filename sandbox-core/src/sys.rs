@@ -291,10 +291,55 @@ pub(crate) fn pid_is_gone(pid: u32) -> bool {
         && Errno::last() == Errno::ESRCH
 }
 
+/// What [`canonicalize`] resolved: the path, or the errno it failed with.
+type CanonicalMap = std::collections::HashMap<std::path::PathBuf, Result<std::path::PathBuf, i32>>;
+
+thread_local! {
+    /// Paths already resolved by the compile running on this thread (see [`CanonicalCache`]).
+    static CANONICAL: std::cell::RefCell<Option<CanonicalMap>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While alive, [`canonicalize`] on this thread remembers what it resolved: one compile asks
+/// for the same policy paths in several layers (the mount plan, Landlock, the checks), ~30
+/// `readlink`s a launch. Scoped to one compile, never longer: a link may point elsewhere by
+/// the next launch.
+pub(crate) struct CanonicalCache(());
+
+impl CanonicalCache {
+    pub(crate) fn start() -> CanonicalCache {
+        CANONICAL.with(|c| *c.borrow_mut() = Some(std::collections::HashMap::new()));
+        CanonicalCache(())
+    }
+}
+
+impl Drop for CanonicalCache {
+    fn drop(&mut self) {
+        CANONICAL.with(|c| *c.borrow_mut() = None);
+    }
+}
+
 /// `std::fs::canonicalize` without its allocation inside the C library: `realpath` with a
 /// buffer of ours. musl's `realpath(path, NULL)` mallocs the result, and musl's allocator
 /// maps and unmaps a page for it each time (bench/README.md).
 pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    let cached = CANONICAL.with(|c| c.borrow().as_ref().and_then(|m| m.get(path).cloned()));
+    if let Some(known) = cached {
+        return known.map_err(io::Error::from_raw_os_error);
+    }
+    let real = resolve_path(path);
+    CANONICAL.with(|c| {
+        if let Some(m) = c.borrow_mut().as_mut() {
+            let known = match &real {
+                Ok(p) => Ok(p.clone()),
+                Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+            };
+            m.insert(path.to_path_buf(), known);
+        }
+    });
+    real
+}
+
+fn resolve_path(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -690,6 +735,38 @@ mod tests {
             std::io::ErrorKind::InvalidInput
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The cache lives for one compile only: a link retargeted between two launches is seen
+    /// anew by the next one.
+    #[test]
+    fn canonical_cache_is_scoped() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = canonicalize(dir.path()).unwrap();
+        for d in ["a", "b"] {
+            std::fs::create_dir(base.join(d)).unwrap();
+        }
+        let link = base.join("link");
+        std::os::unix::fs::symlink("a", &link).unwrap();
+        let retarget = |to: &str| {
+            std::fs::remove_file(&link).unwrap();
+            std::os::unix::fs::symlink(to, &link).unwrap();
+        };
+        {
+            let _cache = CanonicalCache::start();
+            assert_eq!(canonicalize(&link).unwrap(), base.join("a"));
+            assert!(canonicalize(&base.join("missing")).is_err());
+            retarget("b");
+            std::fs::create_dir(base.join("missing")).unwrap();
+            // Within one compile, every layer sees the same resolution.
+            assert_eq!(canonicalize(&link).unwrap(), base.join("a"));
+            assert!(canonicalize(&base.join("missing")).is_err());
+        }
+        assert_eq!(canonicalize(&link).unwrap(), base.join("b"));
+        assert_eq!(
+            canonicalize(&base.join("missing")).unwrap(),
+            base.join("missing")
+        );
     }
 
     #[test]

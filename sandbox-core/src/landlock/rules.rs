@@ -229,6 +229,28 @@ fn kind_of(path: &Path) -> io::Result<Option<Kind>> {
     }
 }
 
+/// Where a path really is, symbolic links resolved. Landlock attaches a rule to the directory
+/// a path resolves to, so grants and carve-outs are compared by these paths: a tree shared as
+/// `/bin` on a merged-/usr host is `/usr/bin`, and a denial inside it, named either way, must
+/// be carved out of both grants. A missing path is resolved through its deepest existing
+/// ancestor.
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut base = path;
+    loop {
+        if let Ok(real) = crate::sys::canonicalize(base) {
+            return missing.iter().rev().fold(real, |acc, name| acc.join(name));
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name);
+                base = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// The host rules for the policy's filesystem, extra read-write paths and exec allowlist.
 pub(super) fn host_rules(
     input: &LandlockInput,
@@ -236,7 +258,8 @@ pub(super) fn host_rules(
 ) -> Result<Vec<HostRule>, LandlockError> {
     let fs = &input.policy.filesystem;
     let landlock_mode = landlock_isolation(input.policy);
-    let denied: BTreeSet<&Path> = fs.deny.iter().map(PathBuf::as_path).collect();
+    let real_denied: Vec<PathBuf> = fs.deny.iter().map(|d| real_path(d)).collect();
+    let denied: BTreeSet<&Path> = real_denied.iter().map(PathBuf::as_path).collect();
 
     let mut entries = Vec::new();
     let grants = [
@@ -262,9 +285,6 @@ pub(super) fn host_rules(
     });
     let extra_paths = extra.map(|(p, opt)| ("extra_read_write", rights.read_write, p, opt, false));
     for (key, access, path, optional, write_only) in policy_paths.chain(extra_paths) {
-        if denied.contains(path.as_path()) {
-            continue; // deny wins over a grant of the same path
-        }
         let kind = kind_of(path).map_err(|source| stat_error(key, path, source))?;
         match kind {
             None if optional => continue,
@@ -275,7 +295,7 @@ pub(super) fn host_rules(
                 })
             }
             Some(_) => entries.push(Entry {
-                path: path.clone(),
+                path: real_path(path),
                 access,
                 key,
                 kind,
@@ -284,10 +304,12 @@ pub(super) fn host_rules(
             }),
         }
     }
-    for path in &fs.deny {
+    // Deny wins over a grant of the same path.
+    entries.retain(|e| !denied.contains(e.path.as_path()));
+    for (path, real) in fs.deny.iter().zip(&real_denied) {
         let kind = kind_of(path).map_err(|source| stat_error("filesystem.deny", path, source))?;
         entries.push(Entry {
-            path: path.clone(),
+            path: real.clone(),
             access: Fs::EMPTY,
             key: "filesystem.deny",
             kind,
@@ -473,4 +495,23 @@ fn exec_rules(exec: &[PathBuf], out: &mut Vec<HostRule>) -> Result<(), LandlockE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::real_path;
+
+    #[test]
+    fn real_paths_resolve_links_also_above_missing_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = crate::sys::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("alias")).unwrap();
+        assert_eq!(real_path(&base.join("alias")), base.join("real"));
+        assert_eq!(
+            real_path(&base.join("alias/missing/file")),
+            base.join("real/missing/file")
+        );
+        assert_eq!(real_path(&base.join("real/x")), base.join("real/x"));
+    }
 }
