@@ -909,6 +909,15 @@ fn deny_through_symlinked_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
             )?;
         }
     }
+    // The default policy's own case on merged-/usr hosts: /bin is a link into /usr.
+    let merged_usr = std::fs::read_link("/bin").is_ok_and(|t| t == Path::new("usr/bin"));
+    if merged_usr && Path::new("/usr/bin/env").exists() {
+        let opts = ["--deny", "/usr/bin/env"];
+        run(ctx, &ws, mode, &opts, &["/usr/bin/true"]).ok()?;
+        for name in ["/usr/bin/env", "/bin/env"] {
+            run(ctx, &ws, mode, &opts, &[p, "read", name]).failed()?;
+        }
+    }
     Ok(())
 }
 
