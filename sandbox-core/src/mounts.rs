@@ -254,7 +254,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
                 reason: "sharing the whole root filesystem defeats the sandbox".into(),
             });
         }
-        let is_dir = std::fs::metadata(&path)
+        let is_dir = crate::sys::metadata(&path)
             .map(|m| m.is_dir())
             .unwrap_or(false);
         // A later entry for the same path wins (read-write overrides read-only and vice versa).
@@ -512,8 +512,19 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         let Ok(real) = crate::sys::canonicalize(denied) else {
             continue;
         };
+        // A shared tree that is the denied path's directory under another name (a bind mount
+        // on the host) shows it there too.
+        let aliases: Vec<PathBuf> = bound
+            .iter()
+            .filter(|(_, bind)| *bind)
+            .filter_map(|(tree, _)| crate::sys::alias_beneath(&real, tree))
+            .collect();
         let mut masked: Vec<&Path> = Vec::new();
-        for p in [denied.as_path(), real.as_path()] {
+        let names = [denied.as_path(), real.as_path()];
+        for p in names
+            .into_iter()
+            .chain(aliases.iter().map(PathBuf::as_path))
+        {
             if masked.contains(&p) || !under_bind(&bound, p) {
                 continue;
             }

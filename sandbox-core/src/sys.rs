@@ -291,23 +291,28 @@ pub(crate) fn pid_is_gone(pid: u32) -> bool {
         && Errno::last() == Errno::ESRCH
 }
 
-/// What [`canonicalize`] resolved: the path, or the errno it failed with.
-type CanonicalMap = std::collections::HashMap<std::path::PathBuf, Result<std::path::PathBuf, i32>>;
-
-thread_local! {
-    /// Paths already resolved by the compile running on this thread (see [`CanonicalCache`]).
-    static CANONICAL: std::cell::RefCell<Option<CanonicalMap>> = const { std::cell::RefCell::new(None) };
+/// What one compile learnt about host paths: [`canonicalize`]'s and [`metadata`]'s answers
+/// (or the errno they failed with).
+#[derive(Default)]
+struct PathFacts {
+    canonical: std::collections::HashMap<std::path::PathBuf, Result<std::path::PathBuf, i32>>,
+    metadata: std::collections::HashMap<std::path::PathBuf, Result<std::fs::Metadata, i32>>,
 }
 
-/// While alive, [`canonicalize`] on this thread remembers what it resolved: one compile asks
-/// for the same policy paths in several layers (the mount plan, Landlock, the checks), ~30
-/// `readlink`s a launch. Scoped to one compile, never longer: a link may point elsewhere by
-/// the next launch.
+thread_local! {
+    /// Paths already looked at by the compile running on this thread (see [`CanonicalCache`]).
+    static CANONICAL: std::cell::RefCell<Option<PathFacts>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While alive, [`canonicalize`] and [`metadata`] on this thread remember their answers: one
+/// compile asks about the same policy paths in several layers (the mount plan, Landlock, the
+/// checks), ~30 `readlink`s and `stat`s a launch. Scoped to one compile, never longer: a link
+/// may point elsewhere, a directory be mounted elsewhere, by the next launch.
 pub(crate) struct CanonicalCache(());
 
 impl CanonicalCache {
     pub(crate) fn start() -> CanonicalCache {
-        CANONICAL.with(|c| *c.borrow_mut() = Some(std::collections::HashMap::new()));
+        CANONICAL.with(|c| *c.borrow_mut() = Some(PathFacts::default()));
         CanonicalCache(())
     }
 }
@@ -318,25 +323,125 @@ impl Drop for CanonicalCache {
     }
 }
 
+/// A file's device and inode, and whether it is a directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    id: (u64, u64),
+    pub(crate) is_dir: bool,
+}
+
+/// `std::fs::metadata` (following links), remembered for the length of a compile (see
+/// [`CanonicalCache`]).
+pub(crate) fn metadata(path: &std::path::Path) -> io::Result<std::fs::Metadata> {
+    let cached = CANONICAL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|m| m.metadata.get(path).cloned())
+    });
+    if let Some(known) = cached {
+        return known.map_err(io::Error::from_raw_os_error);
+    }
+    let found = std::fs::metadata(path);
+    CANONICAL.with(|c| {
+        if let Some(m) = c.borrow_mut().as_mut() {
+            let known = match &found {
+                Ok(meta) => Ok(meta.clone()),
+                Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+            };
+            m.metadata.insert(path.to_path_buf(), known);
+        }
+    });
+    found
+}
+
+/// [`metadata`] reduced to an [`Identity`]; `None` when it fails.
+pub(crate) fn identity(path: &std::path::Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    metadata(path).ok().map(|m| Identity {
+        id: (m.dev(), m.ino()),
+        is_dir: m.is_dir(),
+    })
+}
+
+/// Where `target` (an absolute, symlink-free path) can also be reached beneath `tree` (a
+/// shared directory, symlink-free, that `target` is not textually beneath): when `tree` is
+/// `target` itself or one of its ancestors reached by another name — a bind mount on the host
+/// — the path beneath `tree` that leads to `target`. Compared by device and inode, walking up
+/// from `target`; `None` when `tree` is no such ancestor.
+pub(crate) fn alias_beneath(
+    target: &std::path::Path,
+    tree: &std::path::Path,
+) -> Option<std::path::PathBuf> {
+    if target.starts_with(tree) {
+        return None;
+    }
+    let tree_id = identity(tree).filter(|i| i.is_dir)?;
+    let mut ancestor = Some(target);
+    while let Some(dir) = ancestor {
+        if identity(dir) == Some(tree_id) {
+            return Some(tree.join(target.strip_prefix(dir).ok()?));
+        }
+        ancestor = dir.parent();
+    }
+    None
+}
+
 /// `std::fs::canonicalize` without its allocation inside the C library: `realpath` with a
 /// buffer of ours. musl's `realpath(path, NULL)` mallocs the result, and musl's allocator
 /// maps and unmaps a page for it each time (bench/README.md).
 pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
-    let cached = CANONICAL.with(|c| c.borrow().as_ref().and_then(|m| m.get(path).cloned()));
+    let cached = CANONICAL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|m| m.canonical.get(path).cloned())
+    });
     if let Some(known) = cached {
         return known.map_err(io::Error::from_raw_os_error);
     }
-    let real = resolve_path(path);
+    let real = resolve_through_parent(path).unwrap_or_else(|| resolve_path(path));
     CANONICAL.with(|c| {
         if let Some(m) = c.borrow_mut().as_mut() {
             let known = match &real {
                 Ok(p) => Ok(p.clone()),
                 Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
             };
-            m.insert(path.to_path_buf(), known);
+            m.canonical.insert(path.to_path_buf(), known);
         }
     });
     real
+}
+
+/// With the cache on and the parent of an absolute, plain `path` already resolved, only the
+/// last component needs a look: one `readlink` instead of one per component (`realpath`).
+/// `None` (resolve it whole) when the last component is a link or anything is unusual.
+fn resolve_through_parent(path: &std::path::Path) -> Option<io::Result<std::path::PathBuf>> {
+    use std::path::Component;
+    let active = CANONICAL.with(|c| c.borrow().is_some());
+    if !active || !path.is_absolute() {
+        return None;
+    }
+    let plain = |c: Component| !matches!(c, Component::ParentDir | Component::CurDir);
+    if !path.components().all(plain) {
+        return None;
+    }
+    let (parent, name) = (path.parent()?, path.file_name()?);
+    let candidate = canonicalize(parent).ok()?.join(name);
+    let c_path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+        candidate.as_os_str(),
+    ))
+    .ok()?;
+    let mut byte = [0 as libc::c_char; 1];
+    // SAFETY: a NUL-terminated path and a one-byte buffer.
+    if unsafe { libc::readlink(c_path.as_ptr(), byte.as_mut_ptr(), 1) } >= 0 {
+        return None; // a link: realpath follows it
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // Not a link, so it exists and `candidate` is its real path.
+        Some(libc::EINVAL) => Some(Ok(candidate)),
+        Some(libc::ENOENT) => Some(Err(e)),
+        _ => None,
+    }
 }
 
 fn resolve_path(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
@@ -735,6 +840,38 @@ mod tests {
             std::io::ErrorKind::InvalidInput
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Within a compile, paths are resolved through their already-resolved parents: the
+    /// answers must stay std's, links at the end and in the middle included.
+    #[test]
+    fn cached_canonicalize_agrees_with_std() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        std::fs::write(base.join("real/sub/file"), "x").unwrap();
+        std::os::unix::fs::symlink("real", base.join("link")).unwrap();
+        std::os::unix::fs::symlink("sub/file", base.join("real/flink")).unwrap();
+        let _cache = CanonicalCache::start();
+        for path in [
+            base.join("real"),
+            base.join("real/sub"),
+            base.join("real/sub/file"),
+            base.join("link"),
+            base.join("link/sub/file"),
+            base.join("real/flink"),
+            base.join("link/flink"),
+        ] {
+            assert_eq!(
+                canonicalize(&path).unwrap(),
+                std::fs::canonicalize(&path).unwrap(),
+                "{path:?}"
+            );
+        }
+        let missing = canonicalize(&base.join("real/missing")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let missing = canonicalize(&base.join("link/missing/deeper")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 
     /// The cache lives for one compile only: a link retargeted between two launches is seen

@@ -122,6 +122,12 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         &[],
         deny_through_symlinked_grant,
     );
+    per_mode(
+        t,
+        "landlock::deny_holds_through_a_bind_mounted_grant",
+        &[Root],
+        deny_through_bind_mounted_grant,
+    );
     t.push(Test::new(
         "landlock::isolation_filesystem_attacks",
         &[LandlockAbi(1)],
@@ -918,6 +924,63 @@ fn deny_through_symlinked_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
             run(ctx, &ws, mode, &opts, &[p, "read", name]).failed()?;
         }
     }
+    Ok(())
+}
+
+/// The same through a bind mount on the host: a tree shared under a name that is another
+/// directory's bind mount does not give back what is denied by the directory's own name.
+fn deny_through_bind_mounted_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
+    /// Unmounts the host bind mount however the test ends.
+    struct Unmount(std::ffi::CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: umount2 on a valid C string.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let ws = ctx.workspace();
+    let p = ctx.probe();
+    let out = ctx.outside();
+    let data = out.join("data");
+    std::fs::create_dir(&data)?;
+    std::fs::write(data.join("secret"), "TOPSECRET")?;
+    std::fs::write(data.join("plain"), "fine")?;
+    let alias = out.join("alias");
+    std::fs::create_dir(&alias)?;
+    let status = Command::new("mount")
+        .arg("--bind")
+        .arg(&data)
+        .arg(&alias)
+        .status()?;
+    check(status.success(), format!("mount --bind failed: {status}"))?;
+    let _unmount = Unmount(std::ffi::CString::new(
+        std::os::unix::ffi::OsStrExt::as_bytes(alias.as_os_str()),
+    )?);
+    let (a, d) = (alias.to_str().unwrap_or(""), data.to_str().unwrap_or(""));
+    let secret = format!("{d}/secret");
+    let opts = ["--ro", a, "--deny", &secret];
+    // Control: the shared tree is readable.
+    run(ctx, &ws, mode, &opts, &[p, "read", &format!("{a}/plain")])
+        .ok()?
+        .stdout_has("fine")?;
+    // Attack: the denied file through the shared name.
+    let got = run(ctx, &ws, mode, &opts, &[p, "read", &format!("{a}/secret")]);
+    check(
+        got.code != 0 && !got.stdout.contains("TOPSECRET"),
+        format!("--deny {secret}: readable through the bind mount {a}: {got:?}"),
+    )?;
+    // Denying the directory itself hides the whole tree shared under the other name.
+    let got = run(
+        ctx,
+        &ws,
+        mode,
+        &["--ro", a, "--deny", d],
+        &[p, "read", &format!("{a}/plain")],
+    );
+    check(
+        got.code != 0 && !got.stdout.contains("fine"),
+        format!("--deny {d}: {a} readable: {got:?}"),
+    )?;
     Ok(())
 }
 

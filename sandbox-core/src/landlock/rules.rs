@@ -221,7 +221,7 @@ struct Entry {
 
 /// `stat` (following symbolic links): `Ok(None)` when missing.
 fn kind_of(path: &Path) -> io::Result<Option<Kind>> {
-    match std::fs::metadata(path) {
+    match crate::sys::metadata(path) {
         Ok(m) if m.is_dir() => Ok(Some(Kind::Dir)),
         Ok(_) => Ok(Some(Kind::File)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
@@ -259,7 +259,6 @@ pub(super) fn host_rules(
     let fs = &input.policy.filesystem;
     let landlock_mode = landlock_isolation(input.policy);
     let real_denied: Vec<PathBuf> = fs.deny.iter().map(|d| real_path(d)).collect();
-    let denied: BTreeSet<&Path> = real_denied.iter().map(PathBuf::as_path).collect();
 
     let mut entries = Vec::new();
     let grants = [
@@ -304,12 +303,23 @@ pub(super) fn host_rules(
             }),
         }
     }
-    // Deny wins over a grant of the same path.
-    entries.retain(|e| !denied.contains(e.path.as_path()));
+    // A granted tree that is a denied path's directory under another name (a bind mount on
+    // the host) reaches it there too: carve it out at that name as well.
+    let mut denials: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for (path, real) in fs.deny.iter().zip(&real_denied) {
+        denials.push((path, real.clone()));
+        for grant in &entries {
+            if let Some(alias) = crate::sys::alias_beneath(real, &grant.path) {
+                denials.push((path, alias));
+            }
+        }
+    }
+    // Deny wins over a grant of the same path.
+    entries.retain(|e| !denials.iter().any(|(_, d)| d == &e.path));
+    for (path, real) in denials {
         let kind = kind_of(path).map_err(|source| stat_error("filesystem.deny", path, source))?;
         entries.push(Entry {
-            path: real.clone(),
+            path: real,
             access: Fs::EMPTY,
             key: "filesystem.deny",
             kind,
