@@ -915,9 +915,18 @@ fn deny_through_symlinked_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
             )?;
         }
     }
-    // The default policy's own case on merged-/usr hosts: /bin is a link into /usr.
+    // The default policy's own case on merged-/usr hosts: /bin is a link into /usr. (Where
+    // env and true are one busybox, denying env denies true: not this check's case.)
     let merged_usr = std::fs::read_link("/bin").is_ok_and(|t| t == Path::new("usr/bin"));
-    if merged_usr && Path::new("/usr/bin/env").exists() {
+    let inode = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let (env, tru) = (inode("/usr/bin/env"), inode("/usr/bin/true"));
+    if merged_usr && env.is_some() && tru.is_some() && env != tru {
         let opts = ["--deny", "/usr/bin/env"];
         run(ctx, &ws, mode, &opts, &["/usr/bin/true"]).ok()?;
         for name in ["/usr/bin/env", "/bin/env"] {
