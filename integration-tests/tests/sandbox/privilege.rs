@@ -990,6 +990,36 @@ fn deny_through_bind_mounted_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> 
         got.code != 0 && !got.stdout.contains("fine"),
         format!("--deny {d}: {a} readable: {got:?}"),
     )?;
+    // A write-only drop box is not readable through the other name either.
+    let drop_box = data.join("drop");
+    std::fs::create_dir(&drop_box)?;
+    std::fs::set_permissions(&drop_box, std::fs::Permissions::from_mode(0o777))?;
+    std::fs::write(drop_box.join("report"), "DROPPED")?;
+    let pol = policy(
+        &ws,
+        "wo-alias.toml",
+        &format!("[filesystem]\nwrite_only = [\"{d}/drop\"]\nread_only = [\"{a}\"]"),
+    );
+    // Control: the drop box takes files.
+    run(
+        ctx,
+        &ws,
+        mode,
+        &["--policy", &pol],
+        &[p, "write", &format!("{d}/drop/new"), "x"],
+    )
+    .ok()?;
+    let got = run(
+        ctx,
+        &ws,
+        mode,
+        &["--policy", &pol],
+        &[p, "read", &format!("{a}/drop/report")],
+    );
+    check(
+        got.code != 0 && !got.stdout.contains("DROPPED"),
+        format!("write_only {d}/drop: readable through {a}: {got:?}"),
+    )?;
     Ok(())
 }
 

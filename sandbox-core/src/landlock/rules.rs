@@ -208,7 +208,7 @@ enum Kind {
 }
 
 /// A policy path with its rights, looked up on the host.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     path: PathBuf,
     access: Fs,
@@ -303,8 +303,23 @@ pub(super) fn host_rules(
             }),
         }
     }
-    // A granted tree that is a denied path's directory under another name (a bind mount on
-    // the host) reaches it there too: carve it out at that name as well.
+    // A granted tree that is another entry's directory under another name (a bind mount on
+    // the host) reaches that entry there too: what is carved out of a tree (a write-only drop
+    // box; in landlock mode any nested entry; the denials below) is carved out at that name
+    // as well, and the more restrictive entry replaces a grant it aliases whole.
+    let mut aliased: Vec<Entry> = Vec::new();
+    for x in entries.iter().filter(|x| x.write_only || landlock_mode) {
+        for grant in entries.iter().filter(|g| g.path != x.path) {
+            if let Some(alias) = crate::sys::alias_beneath(&x.path, &grant.path) {
+                aliased.push(Entry {
+                    path: alias,
+                    ..x.clone()
+                });
+            }
+        }
+    }
+    entries.retain(|e| !aliased.iter().any(|a| a.path == e.path));
+    entries.extend(aliased);
     let mut denials: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for (path, real) in fs.deny.iter().zip(&real_denied) {
         denials.push((path, real.clone()));
