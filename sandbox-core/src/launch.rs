@@ -258,6 +258,7 @@ pub(crate) fn compile(
     let namespaced = policy.isolation == Isolation::Namespaces;
     let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits))
         .then(|| CgroupJob::start(&policy.limits, !namespaced));
+    refuse_grants_inside_denials(policy)?;
     let mounts = if namespaced {
         Some(mounts::prepare(policy, spec.console)?)
     } else {
@@ -401,6 +402,44 @@ pub(crate) fn compile(
         private_tmp,
         controlling_terminal: false,
     })
+}
+
+/// A grant inside a denied directory is refused: the mount plan's mask hides the whole
+/// directory while Landlock alone would grant the inner path, so the two isolation modes
+/// would disagree about it. Compared by real paths, so a link does not hide the nesting.
+fn refuse_grants_inside_denials(policy: &ResolvedPolicy) -> Result<()> {
+    let fs = &policy.filesystem;
+    let denied: Vec<PathBuf> = fs
+        .deny
+        .iter()
+        .filter_map(|d| sys::canonicalize(d).ok())
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let grants = [
+        ("filesystem.read_only", &fs.read_only),
+        ("filesystem.read_write", &fs.read_write),
+        ("filesystem.write_only", &fs.write_only),
+    ];
+    for (key, rules) in grants {
+        for rule in rules.iter() {
+            let Ok(real) = sys::canonicalize(&rule.path) else {
+                continue;
+            };
+            if let Some(dir) = denied.iter().find(|d| real != **d && real.starts_with(d)) {
+                return Err(Error::Path {
+                    key,
+                    path: rule.path.clone(),
+                    reason: format!(
+                        "is inside the denied {}: a denied directory hides everything beneath it; drop the grant or narrow the denial",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fail closed where Landlock cannot do what the policy asks: a rule on a fresh tmpfs (the

@@ -128,6 +128,12 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         &[Root],
         deny_through_bind_mounted_grant,
     );
+    per_mode(
+        t,
+        "landlock::grant_inside_a_denied_directory_refused",
+        &[],
+        grant_inside_denied_refused,
+    );
     t.push(Test::new(
         "landlock::isolation_filesystem_attacks",
         &[LandlockAbi(1)],
@@ -1020,6 +1026,47 @@ fn deny_through_bind_mounted_grant(ctx: &Ctx, mode: Mode) -> Result<(), Failed> 
         got.code != 0 && !got.stdout.contains("DROPPED"),
         format!("write_only {d}/drop: readable through {a}: {got:?}"),
     )?;
+    Ok(())
+}
+
+/// A grant inside a denied directory is refused in both modes (the mount plan would hide it,
+/// Landlock alone would grant it): exit 125, the key and the path named, nothing run.
+fn grant_inside_denied_refused(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    let p = ctx.probe();
+    let out = ctx.outside();
+    std::fs::create_dir_all(out.join("x/y"))?;
+    std::fs::write(out.join("x/y/f"), "INNER")?;
+    let (o, x, y) = (
+        out.to_str().unwrap_or(""),
+        format!("{}/x", out.display()),
+        format!("{}/x/y", out.display()),
+    );
+    let marker = ws.join("ran");
+    let m = marker.to_str().unwrap_or("");
+    // Control: without the inner grant the same policy runs.
+    run(
+        ctx,
+        &ws,
+        mode,
+        &["--ro", o, "--deny", &x],
+        &[p, "write", m, "x"],
+    )
+    .ok()?;
+    std::fs::remove_file(&marker)?;
+    let got = run(
+        ctx,
+        &ws,
+        mode,
+        &["--ro", o, "--deny", &x, "--ro", &y],
+        &[p, "write", m, "x"],
+    );
+    got.code(125)?;
+    check(
+        got.stderr.contains("filesystem.read_only") && got.stderr.contains(&y),
+        format!("the error names neither the key nor the path: {got:?}"),
+    )?;
+    check(!marker.exists(), "the command ran")?;
     Ok(())
 }
 
