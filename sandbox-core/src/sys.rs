@@ -390,6 +390,11 @@ pub(crate) fn alias_beneath(
 /// buffer of ours. musl's `realpath(path, NULL)` mallocs the result, and musl's allocator
 /// maps and unmaps a page for it each time (bench/README.md).
 pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    canonicalize_within(path, 0)
+}
+
+/// [`canonicalize`], `links` symbolic links deep into resolving another path.
+fn canonicalize_within(path: &std::path::Path, links: u32) -> io::Result<std::path::PathBuf> {
     let cached = CANONICAL.with(|c| {
         c.borrow()
             .as_ref()
@@ -398,7 +403,7 @@ pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::Path
     if let Some(known) = cached {
         return known.map_err(io::Error::from_raw_os_error);
     }
-    let real = resolve_through_parent(path).unwrap_or_else(|| resolve_path(path));
+    let real = resolve_through_parent(path, links).unwrap_or_else(|| resolve_path(path));
     CANONICAL.with(|c| {
         if let Some(m) = c.borrow_mut().as_mut() {
             let known = match &real {
@@ -411,13 +416,18 @@ pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::Path
     real
 }
 
-/// With the cache on and the parent of an absolute, plain `path` already resolved, only the
-/// last component needs a look: one `readlink` instead of one per component (`realpath`).
-/// `None` (resolve it whole) when the last component is a link or anything is unusual.
-fn resolve_through_parent(path: &std::path::Path) -> Option<io::Result<std::path::PathBuf>> {
+/// With the cache on, resolve `path` through its resolved parent: one `readlink` of the last
+/// component instead of one per component (`realpath`); a link there is followed through the
+/// cache too. `None` (let `realpath` resolve it whole) for anything unusual: a relative path,
+/// `.` or `..` inside, a link target with `..` past its start, or links nested too deep.
+fn resolve_through_parent(
+    path: &std::path::Path,
+    links: u32,
+) -> Option<io::Result<std::path::PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
     use std::path::Component;
     let active = CANONICAL.with(|c| c.borrow().is_some());
-    if !active || !path.is_absolute() {
+    if !active || !path.is_absolute() || links > 8 {
         return None;
     }
     let plain = |c: Component| !matches!(c, Component::ParentDir | Component::CurDir);
@@ -425,23 +435,47 @@ fn resolve_through_parent(path: &std::path::Path) -> Option<io::Result<std::path
         return None;
     }
     let (parent, name) = (path.parent()?, path.file_name()?);
-    let candidate = canonicalize(parent).ok()?.join(name);
-    let c_path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
-        candidate.as_os_str(),
-    ))
-    .ok()?;
-    let mut byte = [0 as libc::c_char; 1];
-    // SAFETY: a NUL-terminated path and a one-byte buffer.
-    if unsafe { libc::readlink(c_path.as_ptr(), byte.as_mut_ptr(), 1) } >= 0 {
-        return None; // a link: realpath follows it
+    let real_parent = canonicalize_within(parent, links).ok()?;
+    let candidate = real_parent.join(name);
+    let c_path = std::ffi::CString::new(candidate.as_os_str().as_bytes()).ok()?;
+    let mut target = [0u8; 4096];
+    // SAFETY: a NUL-terminated path and a buffer of the length passed.
+    let n = unsafe { libc::readlink(c_path.as_ptr(), target.as_mut_ptr().cast(), target.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            // Not a link, so it exists and `candidate` is its real path.
+            Some(libc::EINVAL) => Some(Ok(candidate)),
+            Some(libc::ENOENT) => Some(Err(e)),
+            _ => None,
+        };
     }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        // Not a link, so it exists and `candidate` is its real path.
-        Some(libc::EINVAL) => Some(Ok(candidate)),
-        Some(libc::ENOENT) => Some(Err(e)),
-        _ => None,
+    let target = std::path::Path::new(std::ffi::OsStr::from_bytes(target.get(..n as usize)?));
+    if n as usize == 4096 {
+        return None;
     }
+    // Leading `..` of a relative target climb the (link-free) parent; later ones need realpath.
+    let mut next = if target.is_absolute() {
+        std::path::PathBuf::from("/")
+    } else {
+        real_parent
+    };
+    let mut climbing = true;
+    for part in target.components() {
+        match part {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir if climbing => {
+                next.pop();
+            }
+            Component::ParentDir => return None,
+            Component::Normal(p) => {
+                climbing = false;
+                next.push(p);
+            }
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(canonicalize_within(&next, links + 1))
 }
 
 fn resolve_path(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
@@ -852,6 +886,13 @@ mod tests {
         std::fs::write(base.join("real/sub/file"), "x").unwrap();
         std::os::unix::fs::symlink("real", base.join("link")).unwrap();
         std::os::unix::fs::symlink("sub/file", base.join("real/flink")).unwrap();
+        std::os::unix::fs::symlink(base.join("real/sub"), base.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../link/sub", base.join("real/up")).unwrap();
+        std::os::unix::fs::symlink("link", base.join("chain")).unwrap();
+        std::os::unix::fs::symlink("real/../real/sub", base.join("mid")).unwrap();
+        std::os::unix::fs::symlink("loop2", base.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", base.join("loop2")).unwrap();
+        std::os::unix::fs::symlink("nowhere", base.join("dangling")).unwrap();
         let _cache = CanonicalCache::start();
         for path in [
             base.join("real"),
@@ -861,6 +902,10 @@ mod tests {
             base.join("link/sub/file"),
             base.join("real/flink"),
             base.join("link/flink"),
+            base.join("abs/file"),
+            base.join("real/up/file"),
+            base.join("chain/sub"),
+            base.join("mid/file"),
         ] {
             assert_eq!(
                 canonicalize(&path).unwrap(),
@@ -872,6 +917,11 @@ mod tests {
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
         let missing = canonicalize(&base.join("link/missing/deeper")).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let dangling = canonicalize(&base.join("dangling")).unwrap_err();
+        assert_eq!(dangling.kind(), std::io::ErrorKind::NotFound);
+        assert!(std::fs::canonicalize(base.join("loop1")).is_err());
+        assert!(canonicalize(&base.join("loop1")).is_err());
+        assert!(canonicalize(&base.join("loop2/x")).is_err());
     }
 
     /// The cache lives for one compile only: a link retargeted between two launches is seen
