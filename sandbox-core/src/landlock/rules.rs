@@ -306,7 +306,8 @@ pub(super) fn host_rules(
     // A granted tree that is another entry's directory under another name (a bind mount on
     // the host) reaches that entry there too: what is carved out of a tree (a write-only drop
     // box; in landlock mode any nested entry; the denials below) is carved out at that name
-    // as well, and the more restrictive entry replaces a grant it aliases whole.
+    // as well. A copy that lands on a grant's own path replaces that grant: both name one
+    // directory, whose rules Landlock keeps per inode anyway.
     let mut aliased: Vec<Entry> = Vec::new();
     for x in entries.iter().filter(|x| x.write_only || landlock_mode) {
         for grant in entries.iter().filter(|g| g.path != x.path) {
