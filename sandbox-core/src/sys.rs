@@ -295,8 +295,8 @@ pub(crate) fn pid_is_gone(pid: u32) -> bool {
 /// (or the errno they failed with).
 #[derive(Default)]
 struct PathFacts {
-    canonical: std::collections::HashMap<std::path::PathBuf, Result<std::path::PathBuf, i32>>,
-    metadata: std::collections::HashMap<std::path::PathBuf, Result<std::fs::Metadata, i32>>,
+    canonical: FactMap<std::path::PathBuf>,
+    metadata: FactMap<std::fs::Metadata>,
 }
 
 thread_local! {
@@ -333,22 +333,36 @@ pub(crate) struct Identity {
 /// `std::fs::metadata` (following links), remembered for the length of a compile (see
 /// [`CanonicalCache`]).
 pub(crate) fn metadata(path: &std::path::Path) -> io::Result<std::fs::Metadata> {
+    remembered(path, |f| &mut f.metadata, || std::fs::metadata(path))
+}
+
+/// One of [`PathFacts`]' maps.
+type FactMap<T> = std::collections::HashMap<std::path::PathBuf, Result<T, i32>>;
+
+/// The answer the map `pick` selects holds for `path`, else `compute`'s, kept there while a
+/// compile's cache is on. No borrow is held while `compute` runs (it may ask about other
+/// paths).
+fn remembered<T: Clone>(
+    path: &std::path::Path,
+    pick: fn(&mut PathFacts) -> &mut FactMap<T>,
+    compute: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
     let cached = CANONICAL.with(|c| {
-        c.borrow()
-            .as_ref()
-            .and_then(|m| m.metadata.get(path).cloned())
+        c.borrow_mut()
+            .as_mut()
+            .and_then(|facts| pick(facts).get(path).cloned())
     });
     if let Some(known) = cached {
         return known.map_err(io::Error::from_raw_os_error);
     }
-    let found = std::fs::metadata(path);
+    let found = compute();
     CANONICAL.with(|c| {
-        if let Some(m) = c.borrow_mut().as_mut() {
+        if let Some(facts) = c.borrow_mut().as_mut() {
             let known = match &found {
-                Ok(meta) => Ok(meta.clone()),
+                Ok(answer) => Ok(answer.clone()),
                 Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
             };
-            m.metadata.insert(path.to_path_buf(), known);
+            pick(facts).insert(path.to_path_buf(), known);
         }
     });
     found
@@ -395,25 +409,11 @@ pub(crate) fn canonicalize(path: &std::path::Path) -> io::Result<std::path::Path
 
 /// [`canonicalize`], `links` symbolic links deep into resolving another path.
 fn canonicalize_within(path: &std::path::Path, links: u32) -> io::Result<std::path::PathBuf> {
-    let cached = CANONICAL.with(|c| {
-        c.borrow()
-            .as_ref()
-            .and_then(|m| m.canonical.get(path).cloned())
-    });
-    if let Some(known) = cached {
-        return known.map_err(io::Error::from_raw_os_error);
-    }
-    let real = resolve_through_parent(path, links).unwrap_or_else(|| resolve_path(path));
-    CANONICAL.with(|c| {
-        if let Some(m) = c.borrow_mut().as_mut() {
-            let known = match &real {
-                Ok(p) => Ok(p.clone()),
-                Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
-            };
-            m.canonical.insert(path.to_path_buf(), known);
-        }
-    });
-    real
+    remembered(
+        path,
+        |f| &mut f.canonical,
+        || resolve_through_parent(path, links).unwrap_or_else(|| resolve_path(path)),
+    )
 }
 
 /// With the cache on, resolve `path` through its resolved parent: one `readlink` of the last
