@@ -505,8 +505,9 @@ fn leaked_fd_closed(ctx: &Ctx) -> Result<(), Failed> {
     Ok(())
 }
 
-/// The launcher moves the command to another CPU while both set up; the command must still
-/// see exactly the affinity of the caller, a restricted one included.
+/// The launcher moves the command to another CPU while both set up (when one is idle, as it
+/// usually is for this test's first launch); the command must still see exactly the affinity
+/// of the caller, a restricted one included.
 fn cpu_affinity_is_the_callers(ctx: &Ctx) -> Result<(), Failed> {
     fn allowed(status: &str) -> String {
         status
