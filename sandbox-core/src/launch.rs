@@ -427,7 +427,7 @@ fn refuse_grants_inside_denials(policy: &ResolvedPolicy) -> Result<()> {
             let Ok(real) = sys::canonicalize(&rule.path) else {
                 continue;
             };
-            if let Some(dir) = denied.iter().find(|d| real != **d && real.starts_with(d)) {
+            if let Some(dir) = denied.iter().find(|d| sys::is_strictly_within(&real, d)) {
                 return Err(Error::Path {
                     key,
                     path: rule.path.clone(),
@@ -459,8 +459,8 @@ fn refuse_carves_under_tmpfs(policy: &ResolvedPolicy) -> Result<()> {
         for t in &fs.tmpfs {
             let host_backed = binds
                 .iter()
-                .any(|b| b.starts_with(t) && b != &t.as_path() && path.starts_with(b));
-            if path != t.as_path() && path.starts_with(t) && host_backed {
+                .any(|b| sys::is_strictly_within(b, t) && sys::is_within(path, b));
+            if sys::is_strictly_within(path, t) && host_backed {
                 return Err(Error::Path {
                     key,
                     path: path.to_path_buf(),
@@ -480,7 +480,7 @@ fn refuse_carves_under_tmpfs(policy: &ResolvedPolicy) -> Result<()> {
     }
     for d in &fs.deny {
         // Only a path beneath a tmpfs can be refused: stat just those.
-        let beneath_tmpfs = fs.tmpfs.iter().any(|t| d != t && d.starts_with(t));
+        let beneath_tmpfs = fs.tmpfs.iter().any(|t| sys::is_strictly_within(d, t));
         if beneath_tmpfs && std::fs::symlink_metadata(d).is_err() {
             refuse(
                 "filesystem.deny",

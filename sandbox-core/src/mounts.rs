@@ -178,7 +178,7 @@ fn choose_staging(sources: &[&Path]) -> Result<PathBuf> {
         let usable = std::fs::symlink_metadata(cand).is_ok_and(|m| m.is_dir())
             && !sources
                 .iter()
-                .any(|s| s.starts_with(cand) || cand.starts_with(s));
+                .any(|s| crate::sys::is_within(s, cand) || crate::sys::is_within(cand, s));
         if usable {
             return Ok(cand.to_path_buf());
         }
@@ -212,7 +212,7 @@ fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> 
 fn host_backed(mounts: &[(PathBuf, bool)], p: &Path) -> bool {
     mounts
         .iter()
-        .filter(|(m, _)| p.starts_with(m))
+        .filter(|(m, _)| crate::sys::is_within(p, m))
         .max_by_key(|(m, _)| depth(m))
         .is_some_and(|(_, bind)| *bind)
 }

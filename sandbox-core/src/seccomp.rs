@@ -26,7 +26,7 @@ mod profile;
 mod tables;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock};
 
 use libc::sock_filter;
@@ -265,27 +265,7 @@ fn variant(network: &ResolvedNetwork, isolation: Isolation) -> usize {
 /// The decision for one syscall name, before numbers are attached.
 /// Syscall name → decision. Keyed by our own static table names, so no attacker controls the
 /// keys: FNV-1a instead of SipHash makes building the filter ~20 µs faster per launch.
-type NameMap = HashMap<&'static str, Leaf, BuildHasherDefault<Fnv1a>>;
-
-/// FNV-1a, 64-bit.
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
+type NameMap = HashMap<&'static str, Leaf, BuildHasherDefault<crate::sys::Fnv1a>>;
 
 fn decisions(
     settings: &SeccompSettings,

@@ -336,8 +336,30 @@ pub(crate) fn metadata(path: &std::path::Path) -> io::Result<std::fs::Metadata> 
     remembered(path, |f| &mut f.metadata, || std::fs::metadata(path))
 }
 
-/// One of [`PathFacts`]' maps.
-type FactMap<T> = std::collections::HashMap<std::path::PathBuf, Result<T, i32>>;
+/// One of [`PathFacts`]' maps, keyed by a path's bytes: hashing a `Path` walks its
+/// components, and SipHash's resistance to chosen keys buys nothing for the caller's own paths.
+type FactMap<T> =
+    std::collections::HashMap<Vec<u8>, Result<T, i32>, std::hash::BuildHasherDefault<Fnv1a>>;
+
+/// FNV-1a, 64-bit: a fast hash for keys no attacker chooses (our tables, the policy's paths).
+pub(crate) struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// The answer the map `pick` selects holds for `path`, else `compute`'s, kept there while a
 /// compile's cache is on. No borrow is held while `compute` runs (it may ask about other
@@ -347,10 +369,12 @@ fn remembered<T: Clone>(
     pick: fn(&mut PathFacts) -> &mut FactMap<T>,
     compute: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
+    use std::os::unix::ffi::OsStrExt;
+    let key = path.as_os_str().as_bytes();
     let cached = CANONICAL.with(|c| {
         c.borrow_mut()
             .as_mut()
-            .and_then(|facts| pick(facts).get(path).cloned())
+            .and_then(|facts| pick(facts).get(key).cloned())
     });
     if let Some(known) = cached {
         return known.map_err(io::Error::from_raw_os_error);
@@ -362,7 +386,7 @@ fn remembered<T: Clone>(
                 Ok(answer) => Ok(answer.clone()),
                 Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
             };
-            pick(facts).insert(path.to_path_buf(), known);
+            pick(facts).insert(key.to_vec(), known);
         }
     });
     found
@@ -377,6 +401,36 @@ pub(crate) fn identity(path: &std::path::Path) -> Option<Identity> {
     })
 }
 
+/// Whether `path` is `dir` or lies beneath it. Both must be normalised absolute paths (the
+/// policy's, [`crate::policy::paths::normalize`]d, or real paths): for those, comparing bytes
+/// agrees with `Path::starts_with`, which walks components and was a hot spot of the compile.
+pub(crate) fn is_within(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    debug_assert!(
+        is_normalised(path) && is_normalised(dir),
+        "{path:?} {dir:?}"
+    );
+    let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    path.starts_with(dir)
+        && (path.len() == dir.len() || dir == b"/" || path.get(dir.len()) == Some(&b'/'))
+}
+
+/// [`is_within`], and not `dir` itself.
+pub(crate) fn is_strictly_within(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    is_within(path, dir) && path.as_os_str().len() != dir.as_os_str().len()
+}
+
+/// Absolute, no empty, `.` or `..` component, no trailing `/` (but `/` itself).
+fn is_normalised(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    bytes == b"/"
+        || (bytes.first() == Some(&b'/')
+            && bytes[1..]
+                .split(|b| *b == b'/')
+                .all(|part| !matches!(part, b"" | b"." | b"..")))
+}
+
 /// Where `target` (an absolute, symlink-free path) can also be reached beneath `tree` (a
 /// shared directory, symlink-free, that `target` is not textually beneath): when `tree` is
 /// `target` itself or one of its ancestors reached by another name — a bind mount on the host
@@ -386,7 +440,7 @@ pub(crate) fn alias_beneath(
     target: &std::path::Path,
     tree: &std::path::Path,
 ) -> Option<std::path::PathBuf> {
-    if target.starts_with(tree) {
+    if is_within(target, tree) {
         return None;
     }
     let tree_id = identity(tree).filter(|i| i.is_dir)?;
@@ -843,6 +897,39 @@ mod tests {
     fn set_errno(v: i32) {
         // SAFETY: __errno_location returns this thread's errno slot.
         unsafe { *libc::__errno_location() = v };
+    }
+
+    #[test]
+    fn byte_comparisons_agree_with_components() {
+        use std::path::Path;
+        let paths = [
+            "/",
+            "/a",
+            "/ab",
+            "/a/b",
+            "/a/bc",
+            "/a/b/c",
+            "/ab/c",
+            "/b",
+            "/a/b.c",
+            "/home/u/.ssh",
+            "/home/u/.ssh2",
+            "/home/u",
+        ];
+        for p in paths {
+            for d in paths {
+                let (p, d) = (Path::new(p), Path::new(d));
+                assert_eq!(is_within(p, d), p.starts_with(d), "{p:?} within {d:?}");
+                assert_eq!(
+                    is_strictly_within(p, d),
+                    p != d && p.starts_with(d),
+                    "{p:?} strictly within {d:?}"
+                );
+            }
+        }
+        for odd in ["a/b", "/a/", "/a//b", "/a/./b", "/a/../b", ""] {
+            assert!(!is_normalised(Path::new(odd)), "{odd:?}");
+        }
     }
 
     #[test]

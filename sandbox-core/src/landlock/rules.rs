@@ -399,7 +399,7 @@ fn stat_error(key: &'static str, path: &Path, source: io::Error) -> LandlockErro
 }
 
 fn strictly_beneath(path: &Path, dir: &Path) -> bool {
-    path != dir && path.starts_with(dir)
+    crate::sys::is_strictly_within(path, dir)
 }
 
 /// The rights a rule on an ancestor of carve-out `c` may carry without giving `c` more than

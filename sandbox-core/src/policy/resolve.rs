@@ -60,7 +60,8 @@ impl Site {
     }
 }
 
-/// A path entry on its way to the resolved lists.
+/// A path entry on its way to the resolved lists. `path` is normalised (or a syscall name),
+/// so entries compare by bytes.
 #[derive(Debug)]
 struct Entry {
     /// Index of the layer that wrote it; the command line is `layers.len()`.
@@ -784,7 +785,10 @@ fn push_expanded(out: &mut Vec<Entry>, kind: &str, entry: Entry) {
 fn dedup(list: &mut Vec<Entry>) {
     let mut i = 0;
     while i < list.len() {
-        if let Some(first) = list[..i].iter().position(|e| e.path == list[i].path) {
+        if let Some(first) = list[..i]
+            .iter()
+            .position(|e| e.path.as_os_str() == list[i].path.as_os_str())
+        {
             let later = list.remove(i);
             list[first] = later;
         } else {
@@ -798,7 +802,10 @@ fn dedup(list: &mut Vec<Entry>) {
 fn settle(a: &mut Vec<Entry>, b: &mut Vec<Entry>, a_name: &str) -> Result<(), PolicyError> {
     let mut i = 0;
     while i < b.len() {
-        match a.iter().position(|e| e.path == b[i].path) {
+        match a
+            .iter()
+            .position(|e| e.path.as_os_str() == b[i].path.as_os_str())
+        {
             Some(j) if a[j].rank == b[i].rank => {
                 let entry = &b[i];
                 return Err(entry.site.invalid(
