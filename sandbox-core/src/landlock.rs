@@ -421,11 +421,7 @@ fn prepare_with_abi(
 fn open_path(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `c` is NUL-terminated; these flags need no mode argument.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = crate::sys::open(&c, libc::O_PATH | libc::O_CLOEXEC, 0)?;
     // SAFETY: `fd` was just opened and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -447,11 +443,7 @@ pub(crate) unsafe fn apply(plan: &mut LandlockPlan) -> Result<(), nix::errno::Er
         return Ok(());
     };
     for (path, access) in &plan.child_rules {
-        // SAFETY: `path` is a NUL-terminated C string; these flags need no mode argument.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(nix::errno::Errno::last());
-        }
+        let fd = crate::sys::open(path, libc::O_PATH | libc::O_CLOEXEC, 0)?;
         // SAFETY: `fd` was just opened and is owned by nobody else; dropping it closes it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         ruleset = ruleset

@@ -710,19 +710,13 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
             }
         }
         MountOp::MkFile { path } => {
-            // SAFETY: valid C string; the fd is closed right away.
-            let fd = unsafe {
-                libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                    0o000,
-                )
+            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+            let fd = match sys::open(path, flags, 0o000) {
+                Ok(fd) => fd,
+                Err(Errno::EEXIST) => return Ok(()),
+                Err(e) => return Err(e),
             };
-            if fd < 0 {
-                let e = Errno::last();
-                return if e == Errno::EEXIST { Ok(()) } else { Err(e) };
-            }
-            // SAFETY: fd is ours.
+            // SAFETY: fd is ours, closed right away.
             unsafe { libc::close(fd) };
             Ok(())
         }

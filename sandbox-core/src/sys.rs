@@ -119,6 +119,15 @@ pub(crate) unsafe fn clone_fork(
     }
 }
 
+/// `openat(AT_FDCWD, path, flags, mode)` as a raw syscall: musl's `open` follows every
+/// `O_CLOEXEC` open with an `fcntl(F_SETFD)` for kernels older than 2.6.23, one syscall more
+/// per file on the launch path.
+pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<RawFd, Errno> {
+    // SAFETY: a NUL-terminated path; the kernel reads `mode` only with O_CREAT/O_TMPFILE.
+    check(unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) })
+        .map(|fd| fd as RawFd)
+}
+
 /// `close_range(first, ~0, flags)`.
 pub(crate) fn close_range(first: u32, flags: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall on integers.
