@@ -149,16 +149,20 @@ fn prctl(option: libc::c_int, arg2: u64, arg3: u64) -> Result<usize, Errno> {
 /// pid 1, before its parent releases it: drop from the bounding set every capability the
 /// plan does not keep, best effort. The command inherits the result, so its own [`apply`]
 /// (which stays the authority and reports failures) finds them gone; pid 1 does this while
-/// it waits for its id maps anyway, ~40 syscalls off the command's path.
+/// it waits for its id maps anyway, ~40 syscalls off the command's path. Returns whether
+/// every drop succeeded: then the bounding set holds nothing but kept capabilities, for pid 1
+/// and everything it clones after, and [`apply`] need not read it back.
 ///
 /// # Safety
 /// Runs between clone and execve: raw prctl calls only.
-pub(crate) unsafe fn drop_bounding(plan: &CapabilityPlan) {
+pub(crate) unsafe fn drop_bounding(plan: &CapabilityPlan) -> bool {
+    let mut all = true;
     for cap in 0..=plan.last_cap {
         if plan.keep & (1 << cap) == 0 {
-            let _ = prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0);
+            all &= prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0).is_ok();
         }
     }
+    all
 }
 
 /// Child: drop every capability the plan does not keep, from all five sets, and raise the kept
@@ -170,13 +174,15 @@ pub(crate) unsafe fn drop_bounding(plan: &CapabilityPlan) {
 ///
 /// Without `CAP_SETPCAP` (an unprivileged caller with `isolation = "landlock"`) the bounding
 /// set cannot be dropped and is left as is: `no_new_privs`, set before `execve`, keeps the
-/// command from regaining anything through setuid or file capabilities.
+/// command from regaining anything through setuid or file capabilities. `bounding_dropped`:
+/// [`drop_bounding`] succeeded in this process or the one it was cloned from, so the ~40
+/// reads of the bounding set are skipped.
 ///
 /// # Safety
 /// Runs between clone and execve in a copy of a possibly multi-threaded process, under the
 /// contract of `std::os::unix::process::CommandExt::pre_exec`: no allocation, no locks, no
 /// panics; only raw `prctl`/`capget`/`capset` on the plan's integers.
-pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
+pub(crate) unsafe fn apply(plan: &CapabilityPlan, bounding_dropped: bool) -> Result<(), Errno> {
     let mut header = CapHeader {
         version: CAPABILITY_VERSION_3,
         pid: 0,
@@ -205,18 +211,20 @@ pub(crate) unsafe fn apply(plan: &CapabilityPlan) -> Result<(), Errno> {
     }
 
     let has_setpcap = permitted & (1 << CAP_SETPCAP) != 0;
-    for cap in 0..=plan.last_cap {
-        if plan.keep & (1 << cap) != 0 {
-            continue;
-        }
-        match prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) {
-            Ok(1) => {}
-            _ => continue, // already dropped (0) or unknown to this kernel (EINVAL)
-        }
-        match prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
-            Ok(_) => {}
-            Err(Errno::EPERM) if !has_setpcap => break, // see the doc comment: nothing to drop it with
-            Err(e) => return Err(e),
+    if !bounding_dropped {
+        for cap in 0..=plan.last_cap {
+            if plan.keep & (1 << cap) != 0 {
+                continue;
+            }
+            match prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) {
+                Ok(1) => {}
+                _ => continue, // already dropped (0) or unknown to this kernel (EINVAL)
+            }
+            match prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
+                Ok(_) => {}
+                Err(Errno::EPERM) if !has_setpcap => break, // see the doc comment: nothing to drop it with
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -362,7 +370,7 @@ mod tests {
         if pid == 0 {
             // SAFETY: raw syscalls; _exit.
             unsafe {
-                let code = match apply(plan) {
+                let code = match apply(plan, false) {
                     Ok(()) => 0,
                     Err(e) => e as i32,
                 };
@@ -437,7 +445,7 @@ mod tests {
                 {
                     libc::_exit(11);
                 }
-                if apply(plan).is_err() {
+                if apply(plan, false).is_err() {
                     libc::_exit(12);
                 }
                 libc::dup2(fds[1], 1);

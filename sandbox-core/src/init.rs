@@ -55,21 +55,31 @@ pub(crate) unsafe fn block_signals() {
     }
 }
 
-/// In the command, right after the fork: default dispositions and an empty mask, whatever
-/// the caller had (ignored signals survive execve otherwise).
+/// The default disposition for every signal, whatever the caller had: an ignored signal
+/// survives execve otherwise (a handler does not). In the command, before anything else.
 ///
 /// # Safety
 /// Runs between clone and execve: raw syscalls only.
-pub(crate) unsafe fn reset_signals() {
-    // SAFETY: sigaction/sigprocmask on stack data.
+pub(crate) unsafe fn reset_dispositions() {
+    // SAFETY: sigaction on stack data.
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = libc::SIG_DFL;
-        for s in 1..libc::SIGRTMAX() {
+        for s in 1..=libc::SIGRTMAX() {
             if s != libc::SIGKILL && s != libc::SIGSTOP {
                 libc::sigaction(s, &act, std::ptr::null_mut());
             }
         }
+    }
+}
+
+/// An empty signal mask (a clone inherits its parent's).
+///
+/// # Safety
+/// Runs between clone and execve: raw syscalls only.
+pub(crate) unsafe fn unblock_signals() {
+    // SAFETY: sigprocmask on stack data.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

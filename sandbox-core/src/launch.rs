@@ -804,9 +804,10 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
                 fail(err, Stage::Stdio, target as u32, Errno::last());
             }
         }
-        if plan.isolation == Isolation::Namespaces {
-            capabilities::drop_bounding(&plan.capabilities);
-        }
+        // While the parent writes the id maps: work the command would otherwise do on the
+        // critical path, inherited by every process cloned from here on.
+        let bounding_dropped = plan.isolation == Isolation::Namespaces
+            && capabilities::drop_bounding(&plan.capabilities);
         let mut byte = [0u8; 1];
         match sys::read_full(start.sync_read, &mut byte) {
             Ok(1) => {}
@@ -823,8 +824,9 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
             fail(err, Stage::Session, 1, Errno::last());
         }
         if plan.isolation == Isolation::Landlock {
-            init::reset_signals();
-            command_main(plan, err, -1, None);
+            init::reset_dispositions();
+            init::unblock_signals();
+            command_main(plan, err, -1, None, false);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
         if !plan.ids.deny_setgroups {
@@ -888,6 +890,7 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
             chan: theirs,
             close_in_command: [ours, execed_r],
             affinity: cpus.map(|c| c.original),
+            bounding_dropped,
         };
         let command = match sys::clone_on_stack(
             libc::CLONE_VM | libc::CLONE_FS,
@@ -923,8 +926,9 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
         stamp("pid1-network");
         // 5. pid 1 gives up what it no longer needs before the command may run anything: it
         // only reaps and forwards from here on. (errno-free: the command still shares it.)
-        let dropped =
-            network.and_then(|()| drop_pid1_privileges(plan).map_err(|e| (Stage::Ids, e)));
+        let dropped = network.and_then(|()| {
+            drop_pid1_privileges(plan, bounding_dropped).map_err(|e| (Stage::Ids, e))
+        });
         if let Err((stage, e)) = dropped {
             // The command must not run on without its network namespace or with a pid 1
             // that kept its privileges.
@@ -950,7 +954,10 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
 ///
 /// # Safety
 /// Child only: raw syscalls.
-unsafe fn drop_pid1_privileges(plan: &Plan) -> std::result::Result<(), Errno> {
+unsafe fn drop_pid1_privileges(
+    plan: &Plan,
+    bounding_dropped: bool,
+) -> std::result::Result<(), Errno> {
     let set_ids = |nr: libc::c_long, id: u32| {
         let id = id as usize;
         // SAFETY: setresuid/setresgid on integers, this thread only.
@@ -963,7 +970,7 @@ unsafe fn drop_pid1_privileges(plan: &Plan) -> std::result::Result<(), Errno> {
             set_ids(libc::SYS_setresgid, plan.ids.inside_gid)?;
             set_ids(libc::SYS_setresuid, plan.ids.inside_uid)?;
         }
-        capabilities::apply(&plan.capabilities)?;
+        capabilities::apply(&plan.capabilities, bounding_dropped)?;
         let prctl = |option: libc::c_int, arg: libc::c_int| {
             sys::direct::syscall6(libc::SYS_prctl, [option as usize, arg as usize, 0, 0, 0, 0])
         };
@@ -986,6 +993,8 @@ struct CommandArgs<'a> {
     close_in_command: [RawFd; 2],
     /// The CPU affinity to restore before exec (see [`CpuSpread`]).
     affinity: Option<libc::cpu_set_t>,
+    /// pid 1 emptied the bounding set (but for kept capabilities) before the clone.
+    bounding_dropped: bool,
 }
 
 /// The scheduler places a freshly cloned task next to its parent and leaves it queued there
@@ -1162,7 +1171,8 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
                 libc::close(fd);
             }
         }
-        init::reset_signals();
+        init::reset_dispositions();
+        init::unblock_signals();
         // 6. The mount plan: a private tree, the new root, pivot_root (while pid 1 makes the
         // network namespace).
         if let Some(m) = &args.plan.mounts {
@@ -1171,7 +1181,13 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         stamp("cmd-mounted");
-        command_main(args.plan, args.err, args.chan, args.affinity.as_ref())
+        command_main(
+            args.plan,
+            args.err,
+            args.chan,
+            args.affinity.as_ref(),
+            args.bounding_dropped,
+        )
     }
 }
 
@@ -1188,6 +1204,7 @@ unsafe fn command_main(
     err: RawFd,
     chan: RawFd,
     affinity: Option<&libc::cpu_set_t>,
+    bounding_dropped: bool,
 ) -> ! {
     // SAFETY: raw syscalls on the plan's prepared data throughout.
     unsafe {
@@ -1246,7 +1263,7 @@ unsafe fn command_main(
             fail(err, Stage::Rlimits, 0, e);
         }
         // 12. Every capability set emptied (bounding first: it needs CAP_SETPCAP).
-        if let Err(e) = capabilities::apply(&plan.capabilities) {
+        if let Err(e) = capabilities::apply(&plan.capabilities, bounding_dropped) {
             fail(err, Stage::Capabilities, 0, e);
         }
         stamp("cmd-caps");

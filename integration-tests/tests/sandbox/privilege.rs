@@ -68,6 +68,12 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
     per_mode(t, "caps::all_sets_empty_nnp_seccomp", &[], status_all_empty);
     per_mode(
         t,
+        "signals::callers_ignored_and_blocked_reset",
+        &[],
+        signals_reset,
+    );
+    per_mode(
+        t,
         "caps::setuid_root_binary_gains_nothing",
         &[Root],
         setuid_own_probe,
@@ -251,6 +257,68 @@ fn status_field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
 
 // ---------------------------------------------------------------------------------------------
 // Capabilities and no_new_privs
+
+/// A caller that ignores or blocks signals (`nohup`, a shell's background job) must not pass
+/// that on: an ignored SIGINT would make the command deaf to the supervisor's forwarding, an
+/// ignored SIGALRM break its `alarm`s. Ignored dispositions survive execve, so the launcher
+/// resets them.
+fn signals_reset(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    let p = ctx.probe();
+    let args = [
+        "--isolation",
+        mode.flag(),
+        "--",
+        p,
+        "read",
+        "/proc/self/status",
+    ];
+    let (ignored, blocked) = (libc::SIGINT, libc::SIGUSR1);
+    let bit = |sig: libc::c_int| 1u64 << (sig - 1);
+    // The probe ignores SIGPIPE itself (Rust's runtime): only the caller's signals count.
+    // SIGINT is one pid 1 forwards (and so catches itself), SIGALRM one it does not.
+    let caller_ignored = bit(ignored) | bit(libc::SIGALRM);
+    let field = |out: &str, key: &str| {
+        u64::from_str_radix(status_field(out, key).unwrap_or("missing"), 16).ok()
+    };
+    let tweaked = |cmd: &mut Command| {
+        // SAFETY: sigaction/sigprocmask on stack data in the about-to-exec child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = libc::SIG_IGN;
+                libc::sigaction(ignored, &act, std::ptr::null_mut());
+                libc::sigaction(libc::SIGALRM, &act, std::ptr::null_mut());
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, blocked);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+    };
+    // Control: without the sandbox the probe inherits both.
+    let mut host = Command::new(p);
+    host.args(["read", "/proc/self/status"]);
+    tweaked(&mut host);
+    let host = String::from_utf8_lossy(&host.output()?.stdout).into_owned();
+    check(
+        field(&host, "SigIgn").is_some_and(|m| m & caller_ignored == caller_ignored)
+            && field(&host, "SigBlk").is_some_and(|m| m & bit(blocked) != 0),
+        format!("the control did not inherit the caller's signals: {host}"),
+    )?;
+    let r = ctx.run_with(&ws, &args, tweaked);
+    r.ok()?;
+    check(
+        field(&r.stdout, "SigIgn").is_some_and(|m| m & caller_ignored == 0),
+        format!("SIGINT or SIGALRM still ignored in {mode:?} mode: {r:?}"),
+    )?;
+    check(
+        field(&r.stdout, "SigBlk") == Some(0),
+        format!("signals still blocked in {mode:?} mode: {r:?}"),
+    )?;
+    Ok(())
+}
 
 fn status_all_empty(ctx: &Ctx, mode: Mode) -> Result<(), Failed> {
     let ws = ctx.workspace();
