@@ -585,15 +585,13 @@ fn high(fd: OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// What the child starts with: the fds it uses, by number (all above 2), and whether a CPU
-/// was idle when the parent cloned it ([`CpuSpread`]).
+/// The fds the child uses, by number (all above 2).
 #[derive(Clone, Copy)]
-struct ChildStart {
+struct ChildFds {
     stdio: [RawFd; 3],
     sync_read: RawFd,
     error_write: RawFd,
     status_write: RawFd,
-    spread_cpus: bool,
 }
 
 /// Parent, steps 4–7: clone, maps, cgroup, release, wait for exec.
@@ -608,12 +606,11 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
         .map(|f| f.map(high).transpose())
         .collect::<Result<_>>()?;
     let raw = |i: usize| stdio_fds[i].as_ref().map_or(-1, |f| f.as_raw_fd());
-    let start = ChildStart {
+    let fds = ChildFds {
         stdio: [raw(0), raw(1), raw(2)],
         sync_read: sync_r.as_raw_fd(),
         error_write: err_w.as_raw_fd(),
         status_write: status_w.as_raw_fd(),
-        spread_cpus: plan.new_netns && CpuSpread::idle_cpu_likely(),
     };
     let cgroup_fd = plan
         .cgroup
@@ -630,7 +627,7 @@ pub(crate) fn spawn(plan: &Plan, stdio: StdioFds) -> Result<Spawned> {
     let (pid, pidfd) = match forked {
         Ok(sys::Forked::Child) => {
             // SAFETY: we are the freshly cloned child.
-            unsafe { child_main(plan, start) }
+            unsafe { child_main(plan, fds) }
         }
         Ok(sys::Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e)
@@ -792,14 +789,14 @@ fn caller_gone(error_write: RawFd) -> bool {
 /// # Safety
 /// Called once, in the freshly cloned child. Async-signal-safe only (`CommandExt::pre_exec`
 /// contract): raw syscalls on the prepared plan, no allocation, no locks, no panics.
-unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
-    let err = start.error_write;
+unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
+    let err = fds.error_write;
     // SAFETY: raw syscalls on integers and the plan's C strings throughout.
     unsafe {
         stamp("pid1-start");
         // 1. Die with the caller; the sync read below returns EOF if it is already gone.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        for (target, fd) in start.stdio.iter().enumerate() {
+        for (target, fd) in fds.stdio.iter().enumerate() {
             if *fd >= 0 && libc::dup2(*fd, target as RawFd) < 0 {
                 fail(err, Stage::Stdio, target as u32, Errno::last());
             }
@@ -809,7 +806,7 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
         let bounding_dropped = plan.isolation == Isolation::Namespaces
             && capabilities::drop_bounding(&plan.capabilities);
         let mut byte = [0u8; 1];
-        match sys::read_full(start.sync_read, &mut byte) {
+        match sys::read_full(fds.sync_read, &mut byte) {
             Ok(1) => {}
             Ok(_) => sys::exit(125),
             Err(e) => fail(err, Stage::Sync, 0, e),
@@ -877,9 +874,8 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
             Err(e) => fail(err, Stage::Fork, 1, e),
         };
         stamp("pid1-fork");
-        // Only worth it when pid 1 has the network namespace to make meanwhile, and another
-        // CPU was idle (the parent checked).
-        let cpus = if start.spread_cpus {
+        // Only worth it when pid 1 has the network namespace to make meanwhile.
+        let cpus = if plan.new_netns {
             CpuSpread::new()
         } else {
             None
@@ -902,7 +898,7 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
             Err(e) => fail(err, Stage::Fork, 0, e),
         };
         // From here until `execed` reports EOF: sys::direct only.
-        if let Some(cpus) = &cpus {
+        if let Some(cpus) = cpus.as_ref().filter(|c| c.other_cpu_idle()) {
             cpus.move_away(command);
         }
         let _ = sys::direct::close(execed_w);
@@ -943,8 +939,8 @@ unsafe fn child_main(plan: &Plan, start: ChildStart) -> ! {
         let _ = sys::direct::close(execed_r);
         stamp("pid1-command-execed");
         // The command runs: pid 1 keeps only its status pipe and becomes init.
-        close_fds_except(&[start.status_write, crate::trace::raw_fd()]);
-        init::run(command, start.status_write)
+        close_fds_except(&[fds.status_write, crate::trace::raw_fd()]);
+        init::run(command, fds.status_write)
     }
 }
 
@@ -1007,7 +1003,7 @@ struct CommandArgs<'a> {
 /// Only while a CPU is idle: when every allowed CPU is busy (launches in parallel), the move
 /// queues the command behind another task instead, and pid 1 and the command, which share
 /// memory, then run on two CPUs and pay for cross-CPU wake-ups and TLB shootdowns; keeping
-/// the launch on one CPU measured ~6% more launches per second with 2 in flight
+/// the launch on one CPU measured ~5% more launches per second with 2 in flight
 /// (bench/README.md).
 #[derive(Clone, Copy)]
 struct CpuSpread {
@@ -1016,29 +1012,35 @@ struct CpuSpread {
 }
 
 impl CpuSpread {
-    /// Parent: whether fewer tasks are running on the whole host than this process may use
-    /// CPUs, so that one of them is likely idle. `/proc/loadavg`'s fourth field counts the
-    /// runnable tasks right now (this one included). When it cannot be read, assume so
-    /// (the move then costs at most what it costs under load).
-    fn idle_cpu_likely() -> bool {
+    /// pid 1, errno-free, right after cloning the command: whether a CPU is likely idle for
+    /// it. `/proc/loadavg`'s fourth field counts the runnable tasks of the whole host right now,
+    /// pid 1 and the queued command included; on an otherwise idle host that is 2, fewer than
+    /// or as many as the CPUs pid 1 may use. (Read in the parent, ~0.2 ms earlier, the count
+    /// often still included the previous launch's network-namespace cleanup.) When it cannot
+    /// be read, assume so.
+    fn other_cpu_idle(&self) -> bool {
         let mut text = [0u8; 128];
-        let n = match std::fs::File::open("/proc/loadavg").and_then(|mut f| {
-            use std::io::Read;
-            f.read(&mut text)
-        }) {
-            Ok(n) => n,
-            Err(_) => return true,
+        // SAFETY: a NUL-terminated path, a buffer of the length passed, our own fd.
+        let read = unsafe {
+            sys::direct::syscall4(
+                libc::SYS_openat,
+                [
+                    libc::AT_FDCWD as usize,
+                    c"/proc/loadavg".as_ptr() as usize,
+                    (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+                    0,
+                ],
+            )
+            .map(|fd| {
+                let n = sys::direct::read(fd as RawFd, &mut text);
+                let _ = sys::direct::close(fd as RawFd);
+                n
+            })
         };
-        let running = running_tasks(&text[..n]);
-        // SAFETY: cpu_set_t is plain data filled by sched_getaffinity.
-        let allowed = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) < 0 {
-                return true;
-            }
-            libc::CPU_COUNT(&set) as usize
-        };
-        running.is_none_or(|running| running < allowed)
+        let Ok(Ok(n)) = read else { return true };
+        // SAFETY: CPU_COUNT reads a cpu_set_t.
+        let allowed = unsafe { libc::CPU_COUNT(&self.original) } as usize;
+        running_tasks(&text[..n]).is_none_or(|running| running <= allowed)
     }
 
     /// `None` when only this CPU is allowed (nothing to spread to).
