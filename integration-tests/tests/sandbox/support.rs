@@ -1,6 +1,7 @@
 //! Shared helpers: locating binaries, workspaces, running the CLI, feature requirements.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -429,7 +430,8 @@ fn cgroup_limits_usable(root: bool) -> Result<(), String> {
     Err("cgroup v1 needs root".into())
 }
 
-/// Host pids whose command line contains `marker` (other than zombies: they have none).
+/// Host pids of sandboxed processes whose command line contains `marker` (other than
+/// zombies: they have none).
 pub fn processes_with_marker(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -437,7 +439,18 @@ pub fn processes_with_marker(marker: &str) -> Vec<u32> {
             continue;
         };
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
+        // The CLI (and pid 1 and the launch's helper, which show its command line) name the
+        // marker in their arguments too: only the sandboxed processes count.
+        let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if Path::new(OsStr::from_bytes(program)).file_name() == Some(OsStr::new("sandbox")) {
+            continue;
+        }
+        // Arguments are NUL-separated: `sleep 77` is `sleep\077`.
+        let spaced: Vec<u8> = cmdline
+            .iter()
+            .map(|b| if *b == 0 { b' ' } else { *b })
+            .collect();
+        if String::from_utf8_lossy(&spaced).contains(marker) {
             found.push(pid);
         }
     }
