@@ -142,11 +142,7 @@ fn top_level_symlink(path: &Path) -> Option<PathBuf> {
     if depth(path) != 1 {
         return None;
     }
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.file_type().is_symlink() {
-        return None;
-    }
-    std::fs::read_link(path).ok()
+    crate::sys::read_link(path).ok().flatten()
 }
 
 /// Statvfs flags of `path` that must be repeated when remounting a bind in a user namespace.
@@ -528,19 +524,22 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             if masked.contains(&p) || !under_bind(&bound, p) {
                 continue;
             }
-            let Ok(meta) = std::fs::symlink_metadata(p) else {
-                continue;
+            // What `p` itself is (not following a last link): the resolution of the
+            // policy's paths has read most of these links already.
+            let is_dir = match crate::sys::read_link(p) {
+                Err(_) => continue,
+                Ok(Some(_)) => {
+                    masked.push(p);
+                    continue; // the link itself reveals nothing; its target is masked as `real`
+                }
+                Ok(None) => match crate::sys::metadata(p) {
+                    Ok(meta) => meta.is_dir(),
+                    Err(_) => continue,
+                },
             };
             masked.push(p);
-            if meta.file_type().is_symlink() {
-                continue; // the link itself reveals nothing; its target is masked as `real`
-            }
             let target = cstring(&staged(&staging, p))?;
-            let source = if meta.is_dir() {
-                &mask_subdir
-            } else {
-                &mask_file
-            };
+            let source = if is_dir { &mask_subdir } else { &mask_file };
             let op = MountOp::Bind {
                 source: cstring(source)?,
                 target: target.clone(),

@@ -306,6 +306,7 @@ pub(crate) fn pid_is_gone(pid: u32) -> bool {
 struct PathFacts {
     canonical: FactMap<std::path::PathBuf>,
     metadata: FactMap<std::fs::Metadata>,
+    links: FactMap<Option<std::path::PathBuf>>,
 }
 
 thread_local! {
@@ -342,7 +343,55 @@ pub(crate) struct Identity {
 /// `std::fs::metadata` (following links), remembered for the length of a compile (see
 /// [`CanonicalCache`]).
 pub(crate) fn metadata(path: &std::path::Path) -> io::Result<std::fs::Metadata> {
+    // A path already resolved is stat'ed by its real name: two spellings, one `stat`.
+    if let Some(real) = known_canonical(path).filter(|real| real.as_path() != path) {
+        return remembered(&real, |f| &mut f.metadata, || std::fs::metadata(&real));
+    }
     remembered(path, |f| &mut f.metadata, || std::fs::metadata(path))
+}
+
+/// The real path of `path`, if this compile has resolved it already.
+fn known_canonical(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    CANONICAL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|facts| facts.canonical.get(path.as_os_str().as_bytes()).cloned())
+            .and_then(Result::ok)
+    })
+}
+
+/// The target of `path` if it is a symbolic link, `None` if it is something else (`readlink`
+/// fails with `EINVAL`), remembered for the length of a compile (see [`CanonicalCache`]):
+/// resolving a path reads its last component's link already.
+pub(crate) fn read_link(path: &std::path::Path) -> io::Result<Option<std::path::PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    remembered(
+        path,
+        |f| &mut f.links,
+        || {
+            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            let mut target = [0u8; 4096];
+            // SAFETY: a NUL-terminated path and a buffer of the length passed.
+            let n = unsafe {
+                libc::readlink(c_path.as_ptr(), target.as_mut_ptr().cast(), target.len())
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EINVAL) => Ok(None),
+                    _ => Err(e),
+                };
+            }
+            match target.get(..n as usize) {
+                Some(t) if (n as usize) < target.len() => Ok(Some(std::path::PathBuf::from(
+                    std::ffi::OsStr::from_bytes(t),
+                ))),
+                _ => Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
+            }
+        },
+    )
 }
 
 /// One of [`PathFacts`]' maps, keyed by a path's bytes: hashing a `Path` walks its
@@ -487,7 +536,6 @@ fn resolve_through_parent(
     path: &std::path::Path,
     links: u32,
 ) -> Option<io::Result<std::path::PathBuf>> {
-    use std::os::unix::ffi::OsStrExt;
     use std::path::Component;
     let active = CANONICAL.with(|c| c.borrow().is_some());
     if !active || !path.is_absolute() || links > 8 {
@@ -500,23 +548,13 @@ fn resolve_through_parent(
     let (parent, name) = (path.parent()?, path.file_name()?);
     let real_parent = canonicalize_within(parent, links).ok()?;
     let candidate = real_parent.join(name);
-    let c_path = std::ffi::CString::new(candidate.as_os_str().as_bytes()).ok()?;
-    let mut target = [0u8; 4096];
-    // SAFETY: a NUL-terminated path and a buffer of the length passed.
-    let n = unsafe { libc::readlink(c_path.as_ptr(), target.as_mut_ptr().cast(), target.len()) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            // Not a link, so it exists and `candidate` is its real path.
-            Some(libc::EINVAL) => Some(Ok(candidate)),
-            Some(libc::ENOENT) => Some(Err(e)),
-            _ => None,
-        };
-    }
-    let target = std::path::Path::new(std::ffi::OsStr::from_bytes(target.get(..n as usize)?));
-    if n as usize == 4096 {
-        return None;
-    }
+    let target = match read_link(&candidate) {
+        // Not a link, so it exists and `candidate` is its real path.
+        Ok(None) => return Some(Ok(candidate)),
+        Ok(Some(target)) => target,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Some(Err(e)),
+        Err(_) => return None,
+    };
     // Leading `..` of a relative target climb the (link-free) parent; later ones need realpath.
     let mut next = if target.is_absolute() {
         std::path::PathBuf::from("/")
@@ -1018,6 +1056,34 @@ mod tests {
         assert!(std::fs::canonicalize(base.join("loop1")).is_err());
         assert!(canonicalize(&base.join("loop1")).is_err());
         assert!(canonicalize(&base.join("loop2/x")).is_err());
+        // The links read on the way, and stats by either name, agree with std too.
+        for name in [
+            "link",
+            "real/flink",
+            "abs",
+            "chain",
+            "dangling",
+            "real",
+            "real/sub/file",
+        ] {
+            let path = base.join(name);
+            assert_eq!(
+                read_link(&path).unwrap(),
+                std::fs::read_link(&path).ok(),
+                "{path:?}"
+            );
+        }
+        assert_eq!(
+            read_link(&base.join("real/missing")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+        use std::os::unix::fs::MetadataExt;
+        for name in ["link/sub/file", "real/sub/file", "chain", "real"] {
+            let path = base.join(name);
+            let ours = metadata(&path).unwrap();
+            let std = std::fs::metadata(&path).unwrap();
+            assert_eq!((ours.dev(), ours.ino()), (std.dev(), std.ino()), "{path:?}");
+        }
     }
 
     /// The cache lives for one compile only: a link retargeted between two launches is seen
