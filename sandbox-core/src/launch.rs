@@ -5,7 +5,8 @@
 //!   cgroup, clones, writes the id maps, attaches the cgroup, releases the child;
 //! - child = pid 1 of the sandbox: every capability inside its own user namespace, none on the
 //!   host; clones the command at once, then creates the network namespace, hostname and
-//!   loopback while the command builds the mounts (two CPUs, two jobs), gives up its ids,
+//!   loopback while the command builds the mounts (two CPUs, two jobs, when a CPU is idle:
+//!   `CpuSpread`), gives up its ids,
 //!   capabilities and new privileges before the command may exec, and stays as init;
 //! - command before exec (sharing pid 1's memory until then, inheriting its capabilities in
 //!   the user namespace): builds the mounts and `pivot_root`s, sets no_new_privs, restricts
