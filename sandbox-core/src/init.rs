@@ -55,13 +55,13 @@ pub(crate) unsafe fn block_signals() {
     }
 }
 
-/// The default disposition for every signal, whatever the caller had: an ignored signal
-/// survives execve otherwise (a handler does not). In the command, before anything else.
+/// In the command, right after the fork: default dispositions and an empty mask, whatever
+/// the caller had (an ignored signal survives execve, a handler does not).
 ///
 /// # Safety
 /// Runs between clone and execve: raw syscalls only.
-pub(crate) unsafe fn reset_dispositions() {
-    // SAFETY: sigaction on stack data.
+pub(crate) unsafe fn reset_signals() {
+    // SAFETY: sigaction/sigprocmask on stack data.
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = libc::SIG_DFL;
@@ -70,16 +70,6 @@ pub(crate) unsafe fn reset_dispositions() {
                 libc::sigaction(s, &act, std::ptr::null_mut());
             }
         }
-    }
-}
-
-/// An empty signal mask (a clone inherits its parent's).
-///
-/// # Safety
-/// Runs between clone and execve: raw syscalls only.
-pub(crate) unsafe fn unblock_signals() {
-    // SAFETY: sigprocmask on stack data.
-    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

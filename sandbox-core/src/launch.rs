@@ -822,8 +822,7 @@ unsafe fn child_main(plan: &Plan, fds: ChildFds) -> ! {
             fail(err, Stage::Session, 1, Errno::last());
         }
         if plan.isolation == Isolation::Landlock {
-            init::reset_dispositions();
-            init::unblock_signals();
+            init::reset_signals();
             command_main(plan, err, -1, None, false);
         }
         // A root caller's supplementary groups (root, disk, …) would still grant access.
@@ -1174,8 +1173,7 @@ extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
                 libc::close(fd);
             }
         }
-        init::reset_dispositions();
-        init::unblock_signals();
+        init::reset_signals();
         // 6. The mount plan: a private tree, the new root, pivot_root (while pid 1 makes the
         // network namespace).
         if let Some(m) = &args.plan.mounts {
