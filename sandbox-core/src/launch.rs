@@ -1020,23 +1020,11 @@ impl CpuSpread {
     /// be read, assume so.
     fn other_cpu_idle(&self) -> bool {
         let mut text = [0u8; 128];
-        // SAFETY: a NUL-terminated path, a buffer of the length passed, our own fd.
-        let read = unsafe {
-            sys::direct::syscall4(
-                libc::SYS_openat,
-                [
-                    libc::AT_FDCWD as usize,
-                    c"/proc/loadavg".as_ptr() as usize,
-                    (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
-                    0,
-                ],
-            )
-            .map(|fd| {
-                let n = sys::direct::read(fd as RawFd, &mut text);
-                let _ = sys::direct::close(fd as RawFd);
-                n
-            })
-        };
+        let read = sys::open(c"/proc/loadavg", libc::O_RDONLY | libc::O_CLOEXEC, 0).map(|fd| {
+            let n = sys::direct::read(fd, &mut text);
+            let _ = sys::direct::close(fd);
+            n
+        });
         let Ok(Ok(n)) = read else { return true };
         // SAFETY: CPU_COUNT reads a cpu_set_t.
         let allowed = unsafe { libc::CPU_COUNT(&self.original) } as usize;

@@ -1,5 +1,7 @@
 //! Thin raw-syscall wrappers: everything the child needs that nix/libc do not wrap, and the few
-//! parent-side calls that are clearer in one place. Every function here is allocation-free.
+//! parent-side calls that are clearer in one place. The wrappers are allocation-free; the
+//! compile's path facts ([`CanonicalCache`] and the lookups through it) are parent-only and
+//! allocate.
 
 use std::ffi::CStr;
 use std::io;
@@ -119,13 +121,23 @@ pub(crate) unsafe fn clone_fork(
     }
 }
 
-/// `openat(AT_FDCWD, path, flags, mode)` as a raw syscall: musl's `open` follows every
-/// `O_CLOEXEC` open with an `fcntl(F_SETFD)` for kernels older than 2.6.23, one syscall more
-/// per file on the launch path.
+/// `openat(AT_FDCWD, path, flags, mode)` as one errno-free raw syscall (usable by pid 1 while
+/// it shares memory): musl's `open` follows every `O_CLOEXEC` open with an `fcntl(F_SETFD)` for
+/// kernels older than 2.6.23, one syscall more per file on the launch path.
 pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<RawFd, Errno> {
     // SAFETY: a NUL-terminated path; the kernel reads `mode` only with O_CREAT/O_TMPFILE.
-    check(unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) })
-        .map(|fd| fd as RawFd)
+    unsafe {
+        direct::syscall4(
+            libc::SYS_openat,
+            [
+                libc::AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                flags as usize,
+                mode as usize,
+            ],
+        )
+    }
+    .map(|fd| fd as RawFd)
 }
 
 /// `close_range(first, ~0, flags)`.
@@ -365,31 +377,13 @@ fn known_canonical(path: &std::path::Path) -> Option<std::path::PathBuf> {
 /// fails with `EINVAL`), remembered for the length of a compile (see [`CanonicalCache`]):
 /// resolving a path reads its last component's link already.
 pub(crate) fn read_link(path: &std::path::Path) -> io::Result<Option<std::path::PathBuf>> {
-    use std::os::unix::ffi::OsStrExt;
     remembered(
         path,
         |f| &mut f.links,
-        || {
-            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            let mut target = [0u8; 4096];
-            // SAFETY: a NUL-terminated path and a buffer of the length passed.
-            let n = unsafe {
-                libc::readlink(c_path.as_ptr(), target.as_mut_ptr().cast(), target.len())
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.raw_os_error() {
-                    Some(libc::EINVAL) => Ok(None),
-                    _ => Err(e),
-                };
-            }
-            match target.get(..n as usize) {
-                Some(t) if (n as usize) < target.len() => Ok(Some(std::path::PathBuf::from(
-                    std::ffi::OsStr::from_bytes(t),
-                ))),
-                _ => Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
-            }
+        || match std::fs::read_link(path) {
+            Ok(target) => Ok(Some(target)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(e) => Err(e),
         },
     )
 }
