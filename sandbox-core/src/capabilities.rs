@@ -2,9 +2,8 @@
 //! permitted, effective — except the capabilities the policy keeps (`[process] capabilities`),
 //! which stay in all five so they survive `execve` as the in-namespace uid.
 //!
-//! The parent resolves the names and reads how many capabilities this kernel has
-//! (`/proc/sys/kernel/cap_last_cap`, not a compiled-in list, so a newer kernel's capability is
-//! dropped too); the child drops with raw `prctl`/`capset`.
+//! The parent resolves the names and probes how many capabilities this kernel has (not a
+//! compiled-in list, so a newer kernel's capability is dropped too); the child drops with raw `prctl`/`capset`.
 
 use nix::errno::Errno;
 
@@ -93,31 +92,59 @@ pub(crate) fn prepare(names: &[String]) -> Result<CapabilityPlan, CapabilityErro
     Ok(CapabilityPlan { keep, last_cap })
 }
 
-/// The running kernel's highest capability: `/proc/sys/kernel/cap_last_cap`, or, where `/proc`
-/// is not mounted, probed with `PR_CAPBSET_READ` (which fails with `EINVAL` past the last one).
+/// The running kernel's highest capability, probed with `PR_CAPBSET_READ` (which fails with
+/// `EINVAL` past the last one, the same test as `/proc/sys/kernel/cap_last_cap`) upwards from
+/// the highest one we know by name: two `prctl` on a kernel we know, instead of the six
+/// syscalls of reading the file. The file is the fallback where `prctl` fails otherwise (a
+/// caller under a seccomp filter that denies it).
 fn last_cap() -> u32 {
-    if let Some(n) = std::fs::read_to_string(CAP_LAST_CAP_PATH)
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        return n.min(63);
-    }
-    let mut n = 0;
+    let known = NAMES.len() as u32 - 1;
+    let probed = match cap_exists(known) {
+        Some(true) => {
+            let mut n = known;
+            loop {
+                match cap_exists(n + 1) {
+                    Some(true) if n + 1 < 63 => n += 1,
+                    Some(_) => break Some(n),
+                    None => break None,
+                }
+            }
+        }
+        Some(false) => (0..known)
+            .rev()
+            .find_map(|n| match cap_exists(n) {
+                Some(false) => None,
+                Some(true) => Some(Some(n)),
+                None => Some(None),
+            })
+            .flatten(),
+        None => None,
+    };
+    probed
+        .or_else(|| {
+            std::fs::read_to_string(CAP_LAST_CAP_PATH)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        })
+        .map_or(known, |n| n.min(63))
+}
+
+/// Whether capability `n` exists on this kernel: `None` when `prctl` fails for another reason.
+fn cap_exists(n: u32) -> Option<bool> {
     // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
-    while n < 63
-        && unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_READ,
-                (n + 1) as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        } >= 0
-    {
-        n += 1;
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAPBSET_READ,
+            n as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r >= 0 {
+        return Some(true);
     }
-    n as u32
+    (Errno::last() == Errno::EINVAL).then_some(false)
 }
 
 #[repr(C)]
@@ -330,6 +357,14 @@ mod tests {
             );
         }
         assert_eq!(capability_names().len(), NAMES.len());
+    }
+
+    #[test]
+    fn probed_last_cap_is_the_kernels() {
+        let file = std::fs::read_to_string(CAP_LAST_CAP_PATH).expect("cap_last_cap");
+        assert_eq!(last_cap(), file.trim().parse::<u32>().expect("a number"));
+        assert_eq!(cap_exists(0), Some(true));
+        assert_eq!(cap_exists(63), Some(false));
     }
 
     #[test]

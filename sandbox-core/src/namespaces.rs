@@ -75,33 +75,51 @@ pub(crate) fn prepare(policy: &ResolvedPolicy) -> (u64, IdMapping) {
 
 /// Parent, after clone: write `setgroups`, `uid_map`, `gid_map` of the child.
 pub(crate) fn write_id_maps(pid: libc::pid_t, map: &IdMapping) -> Result<()> {
-    let write = |file: &str, content: &str| -> Result<()> {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(content.as_bytes()))
-            .map_err(|source| Error::Launch {
-                stage: match file {
-                    "setgroups" => "writing setgroups of the sandbox",
-                    "uid_map" => "writing uid_map of the sandbox",
-                    _ => "writing gid_map of the sandbox",
-                },
-                source,
-            })
+    // Formatted on the stack and written with raw `openat`/`write`: pid 1 is a copy of this
+    // process by now, so every heap page written here would be copied first, and musl follows
+    // an `O_CLOEXEC` open with an `fcntl`.
+    let write = |file: &str, content: &[u8]| -> Result<()> {
+        let stage = match file {
+            "setgroups" => "writing setgroups of the sandbox",
+            "uid_map" => "writing uid_map of the sandbox",
+            _ => "writing gid_map of the sandbox",
+        };
+        let failed = |e: nix::errno::Errno| Error::Launch {
+            stage,
+            source: std::io::Error::from_raw_os_error(e as i32),
+        };
+        let mut path = [0u8; 48];
+        let mut cursor = &mut path[..];
+        // "/proc/<pid>/<file>\0" fits: pid ≤ 7 digits, file ≤ 9 bytes.
+        write!(cursor, "/proc/{pid}/{file}\0")
+            .map_err(|_| failed(nix::errno::Errno::ENAMETOOLONG))?;
+        let path = std::ffi::CStr::from_bytes_until_nul(&path)
+            .map_err(|_| failed(nix::errno::Errno::EINVAL))?;
+        let fd = crate::sys::open(path, libc::O_WRONLY | libc::O_CLOEXEC, 0).map_err(failed)?;
+        let written = crate::sys::write_all(fd, content);
+        // SAFETY: `fd` was opened above and is closed once.
+        unsafe { libc::close(fd) };
+        written.map_err(failed)
     };
     if map.deny_setgroups {
-        write("setgroups", "deny")?;
+        write("setgroups", b"deny")?;
     }
-    let line = |inside: u32, outside: u32| {
-        if map.setup_as_root && inside != 0 && outside != 0 {
-            format!("0 0 1\n{inside} {outside} 1\n")
+    let format = |line: &mut [u8; 64], inside: u32, outside: u32| -> usize {
+        let capacity = line.len();
+        let mut cursor = &mut line[..];
+        // Two lines of two u32 each fit in 64 bytes.
+        let _ = if map.setup_as_root && inside != 0 && outside != 0 {
+            write!(cursor, "0 0 1\n{inside} {outside} 1\n")
         } else {
-            format!("{inside} {outside} 1\n")
-        }
+            write!(cursor, "{inside} {outside} 1\n")
+        };
+        capacity - cursor.len()
     };
-    write("uid_map", &line(map.inside_uid, map.outside_uid))?;
-    write("gid_map", &line(map.inside_gid, map.outside_gid))
+    let mut line = [0u8; 64];
+    let n = format(&mut line, map.inside_uid, map.outside_uid);
+    write("uid_map", &line[..n])?;
+    let n = format(&mut line, map.inside_gid, map.outside_gid);
+    write("gid_map", &line[..n])
 }
 
 /// Why user namespaces are unavailable on this host, if we can tell.

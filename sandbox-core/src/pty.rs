@@ -150,6 +150,9 @@ impl Relay {
     }
 
     /// Move whatever poll reported ready.
+    // Not inlined: its 16 KiB buffer would otherwise sit in the supervisor's wait loop's frame,
+    // and the stack probe touches every page of a frame, relay or not (4 page faults).
+    #[inline(never)]
     pub(crate) fn ready(&mut self, fds: &[libc::pollfd; 2]) {
         let mut buf = [0u8; 16384];
         if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
@@ -177,6 +180,7 @@ impl Relay {
     }
 
     /// After the command ended: copy what it wrote last.
+    #[inline(never)]
     pub(crate) fn drain(&mut self) {
         let mut buf = [0u8; 16384];
         loop {

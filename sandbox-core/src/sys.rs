@@ -373,19 +373,46 @@ fn known_canonical(path: &std::path::Path) -> Option<std::path::PathBuf> {
     })
 }
 
-/// The target of `path` if it is a symbolic link, `None` if it is something else (`readlink`
-/// fails with `EINVAL`), remembered for the length of a compile (see [`CanonicalCache`]):
-/// resolving a path reads its last component's link already.
+/// The target of `path` if it is a symbolic link, `None` if it is something else, remembered
+/// for the length of a compile (see [`CanonicalCache`]): resolving a path reads its last
+/// component's link already. Asked with `lstat` first (`readlink` only for a link): most
+/// policy paths are no links, and what `lstat` says about those is what [`metadata`] would
+/// learn from a `stat` of the same name later, so it is remembered for it too (one syscall
+/// where `readlink` + `stat` were two).
 pub(crate) fn read_link(path: &std::path::Path) -> io::Result<Option<std::path::PathBuf>> {
     remembered(
         path,
         |f| &mut f.links,
-        || match std::fs::read_link(path) {
-            Ok(target) => Ok(Some(target)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
-            Err(e) => Err(e),
+        || match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path).map(Some),
+            Ok(m) => {
+                remember(path, |f| &mut f.metadata, Ok(m));
+                Ok(None)
+            }
+            Err(e) => {
+                // A missing last component is missing to `stat` as well; other errors (a
+                // component that is no directory, a denied search) may differ, so ask again.
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    remember(path, |f| &mut f.metadata, Err(libc::ENOENT));
+                }
+                Err(e)
+            }
         },
     )
+}
+
+/// Records `answer` for `path` in the map `pick` selects, while a compile's cache is on.
+fn remember<T>(
+    path: &std::path::Path,
+    pick: fn(&mut PathFacts) -> &mut FactMap<T>,
+    answer: Result<T, i32>,
+) {
+    use std::os::unix::ffi::OsStrExt;
+    CANONICAL.with(|c| {
+        if let Some(facts) = c.borrow_mut().as_mut() {
+            pick(facts).insert(path.as_os_str().as_bytes().to_vec(), answer);
+        }
+    });
 }
 
 /// One of [`PathFacts`]' maps, keyed by a path's bytes: hashing a `Path` walks its
@@ -432,15 +459,11 @@ fn remembered<T: Clone>(
         return known.map_err(io::Error::from_raw_os_error);
     }
     let found = compute();
-    CANONICAL.with(|c| {
-        if let Some(facts) = c.borrow_mut().as_mut() {
-            let known = match &found {
-                Ok(answer) => Ok(answer.clone()),
-                Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
-            };
-            pick(facts).insert(key.to_vec(), known);
-        }
-    });
+    let known = match &found {
+        Ok(answer) => Ok(answer.clone()),
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    remember(path, pick, known);
     found
 }
 
