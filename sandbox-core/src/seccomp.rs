@@ -22,11 +22,10 @@
 // Until launch.rs calls prepare/apply/status (remove then).
 
 mod bpf;
+mod packed;
 mod profile;
 mod tables;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock};
 
 use libc::sock_filter;
@@ -98,6 +97,10 @@ impl std::fmt::Debug for SeccompPlan {
 struct Arch {
     name: &'static str,
     audit: u32,
+    /// The names, numbers and built-in verdicts, resolved at build time.
+    packed: packed::Table,
+    /// The source list, for the tests (at run time, only `packed` exists).
+    #[cfg(test)]
     table: &'static [(&'static str, u32)],
     /// First x32 syscall number (x86_64 only): this and everything above is killed.
     x32_base: Option<u32>,
@@ -106,6 +109,8 @@ struct Arch {
 const X86_64: Arch = Arch {
     name: "x86_64",
     audit: 0xC000_003E, // AUDIT_ARCH_X86_64
+    packed: packed::X86_64.table(),
+    #[cfg(test)]
     table: tables::X86_64,
     x32_base: Some(0x4000_0000), // __X32_SYSCALL_BIT
 };
@@ -114,6 +119,8 @@ const X86_64: Arch = Arch {
 const AARCH64: Arch = Arch {
     name: "aarch64",
     audit: 0xC000_00B7, // AUDIT_ARCH_AARCH64
+    packed: packed::AARCH64.table(),
+    #[cfg(test)]
     table: tables::AARCH64,
     x32_base: None,
 };
@@ -232,9 +239,9 @@ pub(crate) fn status(plan: &SeccompPlan) -> LayerStatus {
 
 fn validate_names(key: &'static str, names: &[String]) -> Result<(), SeccompError> {
     for name in names {
-        let known = [tables::X86_64, tables::AARCH64]
+        let known = [X86_64.packed, AARCH64.packed]
             .iter()
-            .any(|table| table.iter().any(|(n, _)| n == name));
+            .any(|table| table.knows(name));
         if !known {
             return Err(SeccompError::UnknownSyscall {
                 key,
@@ -262,61 +269,15 @@ fn variant(network: &ResolvedNetwork, isolation: Isolation) -> usize {
     }
 }
 
-/// The decision for one syscall name, before numbers are attached.
-/// Syscall name → decision. Keyed by our own static table names, so no attacker controls the
-/// keys: FNV-1a instead of SipHash makes building the filter ~20 µs faster per launch.
-type NameMap = HashMap<&'static str, Leaf, BuildHasherDefault<crate::sys::Fnv1a>>;
-
-fn decisions(
-    settings: &SeccompSettings,
-    network: &ResolvedNetwork,
-    isolation: Isolation,
-    ptrace_confined: bool,
-) -> (NameMap, Rules) {
-    let deny = match settings.action {
-        SeccompAction::Errno => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        SeccompAction::Kill => libc::SECCOMP_RET_KILL_PROCESS,
-        SeccompAction::Log => libc::SECCOMP_RET_LOG,
-    };
-    let allow = Leaf::Ret(libc::SECCOMP_RET_ALLOW);
+/// The argument rules' settings and the deny verdict of `settings`.
+fn rules(settings: &SeccompSettings, network: &ResolvedNetwork, isolation: Isolation) -> Rules {
     let strict = settings.profile == SeccompProfile::Strict;
-    let no_pid_namespace = isolation == Isolation::Landlock && !ptrace_confined;
-
-    let mut map = NameMap::with_capacity_and_hasher(400, Default::default());
-    for name in profile::DEFAULT_ALLOW {
-        map.insert(name, allow);
-    }
-    if strict || no_pid_namespace {
-        for name in profile::CROSS_PROCESS {
-            map.remove(name);
-        }
-    }
-    if strict {
-        for name in profile::STRICT_DROPS {
-            map.remove(name);
-        }
-    }
-    for name in profile::NOT_IMPLEMENTED {
-        map.insert(name, Leaf::Ret(RET_ENOSYS));
-    }
-    map.insert("clone", Leaf::Check(Rule::NamespaceFlags));
-    map.insert("unshare", Leaf::Check(Rule::NamespaceFlags));
-    map.insert("ioctl", Leaf::Check(Rule::Ioctl));
-    map.insert("personality", Leaf::Check(Rule::Personality));
-    map.insert("socket", Leaf::Check(Rule::Socket));
-    // The policy's own lists win over the profile; `deny` wins over `allow`.
-    for table in [tables::X86_64, tables::AARCH64] {
-        for (name, _) in table {
-            if settings.allow.iter().any(|n| n == name) {
-                map.insert(name, allow);
-            }
-            if settings.deny.iter().any(|n| n == name) {
-                map.insert(name, Leaf::Ret(deny));
-            }
-        }
-    }
-    let rules = Rules {
-        deny,
+    Rules {
+        deny: match settings.action {
+            SeccompAction::Errno => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            SeccompAction::Kill => libc::SECCOMP_RET_KILL_PROCESS,
+            SeccompAction::Log => libc::SECCOMP_RET_LOG,
+        },
         personas: if strict {
             &[bpf::PERSONALITY_QUERY]
         } else {
@@ -326,8 +287,40 @@ fn decisions(
             (Isolation::Landlock, NetworkMode::None) => SocketRule::UnixOnly,
             _ => SocketRule::DenyRaw,
         },
-    };
-    (map, rules)
+    }
+}
+
+/// The verdict on one syscall: the policy's own lists win over the profile (`deny` over
+/// `allow`), then its built-in [`packed::Class`] decides.
+fn verdict(
+    name: &[u8],
+    class: packed::Class,
+    settings: &SeccompSettings,
+    rules: &Rules,
+    no_pid_namespace: bool,
+) -> Leaf {
+    use packed::Class;
+    let allow = Leaf::Ret(libc::SECCOMP_RET_ALLOW);
+    let deny = Leaf::Ret(rules.deny);
+    let strict = settings.profile == SeccompProfile::Strict;
+    if settings.deny.iter().any(|n| n.as_bytes() == name) {
+        return deny;
+    }
+    if settings.allow.iter().any(|n| n.as_bytes() == name) {
+        return allow;
+    }
+    match class {
+        Class::Denied => deny,
+        Class::Allowed => allow,
+        Class::CrossProcess if strict || no_pid_namespace => deny,
+        Class::StrictDrop if strict => deny,
+        Class::CrossProcess | Class::StrictDrop => allow,
+        Class::NotImplemented => Leaf::Ret(RET_ENOSYS),
+        Class::NamespaceFlags => Leaf::Check(Rule::NamespaceFlags),
+        Class::Ioctl => Leaf::Check(Rule::Ioctl),
+        Class::Personality => Leaf::Check(Rule::Personality),
+        Class::Socket => Leaf::Check(Rule::Socket),
+    }
 }
 
 /// Compile the filter for `arch`.
@@ -338,11 +331,13 @@ fn compile(
     isolation: Isolation,
     ptrace_confined: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
-    let (map, rules) = decisions(settings, network, isolation, ptrace_confined);
-    let deny = Leaf::Ret(rules.deny);
+    let rules = rules(settings, network, isolation);
+    let no_pid_namespace = isolation == Isolation::Landlock && !ptrace_confined;
     let program = bpf::compile(
         arch.audit,
-        &ranges(arch, |name| map.get(name).copied().unwrap_or(deny)),
+        &ranges(arch, |name, class| {
+            verdict(name, class, settings, &rules, no_pid_namespace)
+        }),
         &rules,
     );
     if program.len() > bpf::MAX_INSNS {
@@ -356,11 +351,13 @@ fn compile(
 
 /// Ranges of equal decision over all of `u32`: the table's syscalls decided by `decide`, its
 /// gaps and everything above it `ENOSYS`, x32 numbers killed.
-fn ranges(arch: &Arch, decide: impl Fn(&str) -> Leaf) -> Vec<(u32, Leaf)> {
-    let highest = arch.table.iter().map(|(_, nr)| *nr).max().unwrap_or(0);
+fn ranges(arch: &Arch, decide: impl Fn(&[u8], packed::Class) -> Leaf) -> Vec<(u32, Leaf)> {
+    let highest = arch.packed.highest();
     let mut by_number = vec![Leaf::Ret(RET_ENOSYS); highest as usize + 2];
-    for (name, nr) in arch.table {
-        by_number[*nr as usize] = decide(name);
+    for (name, nr, class) in arch.packed.entries() {
+        if let Some(slot) = by_number.get_mut(nr as usize) {
+            *slot = decide(name, class);
+        }
     }
     let mut out: Vec<(u32, Leaf)> = Vec::with_capacity(256);
     let mut push = |start: u32, leaf: Leaf| {

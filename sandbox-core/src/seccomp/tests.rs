@@ -865,3 +865,121 @@ fn attach_cost() {
     }
     println!("attach cost: {}", report.join("; "));
 }
+
+/// The verdicts as the profile lists define them, by name: what `packed` resolves at build
+/// time, spelled out the slow way.
+fn reference_ranges(
+    arch: &Arch,
+    s: &SeccompSettings,
+    isolation: Isolation,
+    ptrace_confined: bool,
+) -> Vec<(u32, Leaf)> {
+    use std::collections::HashMap;
+    let rules = rules(s, &ResolvedNetwork::default(), isolation);
+    let allow = Leaf::Ret(ALLOW);
+    let deny = Leaf::Ret(rules.deny);
+    let strict = s.profile == SeccompProfile::Strict;
+    let mut map: HashMap<&str, Leaf> = profile::DEFAULT_ALLOW.iter().map(|n| (*n, allow)).collect();
+    if strict || (isolation == Isolation::Landlock && !ptrace_confined) {
+        for name in profile::CROSS_PROCESS {
+            map.remove(name);
+        }
+    }
+    if strict {
+        for name in profile::STRICT_DROPS {
+            map.remove(name);
+        }
+    }
+    for name in profile::NOT_IMPLEMENTED {
+        map.insert(name, Leaf::Ret(RET_ENOSYS));
+    }
+    map.insert("clone", Leaf::Check(bpf::Rule::NamespaceFlags));
+    map.insert("unshare", Leaf::Check(bpf::Rule::NamespaceFlags));
+    map.insert("ioctl", Leaf::Check(bpf::Rule::Ioctl));
+    map.insert("personality", Leaf::Check(bpf::Rule::Personality));
+    map.insert("socket", Leaf::Check(bpf::Rule::Socket));
+    for table in [tables::X86_64, tables::AARCH64] {
+        for (name, _) in table {
+            if s.allow.iter().any(|n| n == name) {
+                map.insert(name, allow);
+            }
+            if s.deny.iter().any(|n| n == name) {
+                map.insert(name, deny);
+            }
+        }
+    }
+    ranges(arch, |name, _| {
+        let name = std::str::from_utf8(name).expect("ascii names");
+        map.get(name).copied().unwrap_or(deny)
+    })
+}
+
+#[test]
+fn packed_tables_match_the_lists() {
+    for arch in [&X86_64, &AARCH64] {
+        let entries: Vec<(Vec<u8>, u32)> = arch
+            .packed
+            .entries()
+            .map(|(name, nr, _)| (name.to_vec(), nr))
+            .collect();
+        let source: Vec<(Vec<u8>, u32)> = arch
+            .table
+            .iter()
+            .map(|(name, nr)| (name.as_bytes().to_vec(), *nr))
+            .collect();
+        assert_eq!(entries, source, "{}", arch.name);
+        assert!(arch.packed.knows("read") && !arch.packed.knows("no_such_call"));
+    }
+    for name in profile::ARGUMENT_RULES {
+        assert!(
+            !matches!(
+                packed::class_of_name(name),
+                packed::Class::Allowed | packed::Class::Denied
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn packed_verdicts_match_the_lists() {
+    let lists: [(&[&str], &[&str]); 4] = [
+        (&[], &[]),
+        (&["ptrace", "reboot"], &[]),
+        (&[], &["getpid", "uname", "clone3"]),
+        (&["bpf", "getpid"], &["getpid", "ioctl"]),
+    ];
+    let mut checked = 0;
+    for arch in [&X86_64, &AARCH64] {
+        for profile in [SeccompProfile::Default, SeccompProfile::Strict] {
+            for action in [
+                SeccompAction::Errno,
+                SeccompAction::Kill,
+                SeccompAction::Log,
+            ] {
+                for isolation in [Isolation::Namespaces, Isolation::Landlock] {
+                    for ptrace_confined in [false, true] {
+                        for (allow, deny) in lists {
+                            let s = SeccompSettings {
+                                profile,
+                                action,
+                                allow: allow.iter().map(|n| n.to_string()).collect(),
+                                deny: deny.iter().map(|n| n.to_string()).collect(),
+                                ..SeccompSettings::default()
+                            };
+                            let rules = rules(&s, &ResolvedNetwork::default(), isolation);
+                            let no_pid = isolation == Isolation::Landlock && !ptrace_confined;
+                            let packed = ranges(arch, |name, class| {
+                                verdict(name, class, &s, &rules, no_pid)
+                            });
+                            let reference = reference_ranges(arch, &s, isolation, ptrace_confined);
+                            assert_eq!(packed, reference, "{} {s:?} {isolation:?}", arch.name);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 2 * 2 * 3 * 2 * 2 * 4);
+}
