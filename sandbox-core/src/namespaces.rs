@@ -111,7 +111,7 @@ pub(crate) fn write_id_maps(pid: libc::pid_t, map: &IdMapping) -> Result<()> {
         let _ = if map.setup_as_root && inside != 0 && outside != 0 {
             write!(cursor, "0 0 1\n{inside} {outside} 1\n")
         } else {
-            write!(cursor, "{inside} {outside} 1\n")
+            writeln!(cursor, "{inside} {outside} 1")
         };
         capacity - cursor.len()
     };

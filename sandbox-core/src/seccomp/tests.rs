@@ -965,7 +965,6 @@ fn packed_verdicts_match_the_lists() {
                                 action,
                                 allow: allow.iter().map(|n| n.to_string()).collect(),
                                 deny: deny.iter().map(|n| n.to_string()).collect(),
-                                ..SeccompSettings::default()
                             };
                             let rules = rules(&s, &ResolvedNetwork::default(), isolation);
                             let no_pid = isolation == Isolation::Landlock && !ptrace_confined;
