@@ -131,11 +131,10 @@ pub(crate) fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
         }
         let mut next = Vec::new();
         for dir in &matches {
-            let Ok(entries) = std::fs::read_dir(dir) else {
+            let Ok(entries) = crate::sys::read_dir_names(dir) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let file_name = entry.file_name();
+            for file_name in entries {
                 if glob_match(name, file_name.as_bytes()) {
                     next.push(dir.join(file_name));
                 }
