@@ -97,17 +97,10 @@ def bwrap_prefix(bwrap, ws):
 FLOOR_C = "floor (C)"
 
 
-def floor_contender(ws, build_dir):
-    """bench/floor.c: every kernel stage of a default launch in straight-line C, nothing else
-    (no policy, no checks). Not a sandbox to use: the bound any launcher meets on this host.
-    Built static against musl when musl-gcc is there (like the sandbox binary measured: no
-    start-up `cpuid` probing), else static against glibc, else as cc builds it."""
-    out = os.path.join(build_dir, "floor")
-    c = Contender(FLOOR_C, [out, ws], "floorc", "")
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
-    if not os.path.isdir("/mnt"):
-        c.status, c.message = "skipped", "bench/floor.c builds its root on /mnt, absent here"
-        return c
+def build_c(src, out):
+    """Build bench/SRC to OUT: static against musl when musl-gcc is there (no start-up `cpuid`
+    probing, like the sandbox binary measured), else static against glibc, else as cc builds
+    it. Returns how it was built, or None."""
     # musl-gcc leaves out /usr/include, where the kernel's headers (linux/landlock.h) are.
     kernel_headers = ["-idirafter", "/usr/include"]
     multiarch = f"/usr/include/{platform.machine()}-linux-gnu"
@@ -120,11 +113,34 @@ def floor_contender(ws, build_dir):
     if cc:
         builds += [("static glibc", [cc, "-static"]), ("dynamic glibc", [cc])]
     for how, cmd in builds:
-        p = subprocess.run(cmd + ["-O2", "-o", out, src], capture_output=True)
-        if p.returncode == 0:
-            c.note = f"bench/floor.c ({how}): the default launch's kernel stages, straight-line C"
-            return c
-    c.status, c.message = "skipped", ("bench/floor.c did not build" if builds
+        if subprocess.run(cmd + ["-O2", "-o", out, src], capture_output=True).returncode == 0:
+            return how
+    return None
+
+
+def spawnloop_binary(build_dir):
+    """bench/spawnloop.c built, or None (the throughput loop then runs in Python)."""
+    out = os.path.join(build_dir, "spawnloop")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawnloop.c")
+    return out if build_c(src, out) else None
+
+
+def floor_contender(ws, build_dir):
+    """bench/floor.c: every kernel stage of a default launch in straight-line C, nothing else
+    (no policy, no checks). Not a sandbox to use: the bound any launcher meets on this host.
+    Built static against musl when musl-gcc is there (like the sandbox binary measured: no
+    start-up `cpuid` probing), else static against glibc, else as cc builds it."""
+    out = os.path.join(build_dir, "floor")
+    c = Contender(FLOOR_C, [out, ws], "floorc", "")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
+    if not os.path.isdir("/mnt"):
+        c.status, c.message = "skipped", "bench/floor.c builds its root on /mnt, absent here"
+        return c
+    how = build_c(src, out)
+    if how:
+        c.note = f"bench/floor.c ({how}): the default launch's kernel stages, straight-line C"
+        return c
+    c.status, c.message = "skipped", ("bench/floor.c did not build" if shutil.which("cc")
                                       else "no C compiler (cc) to build bench/floor.c")
     return c
 
@@ -298,8 +314,14 @@ def round_robin(sp, contenders, workloads, iterations, warmup):
     return samples, failures
 
 
-def throughput(sp, argv, total, parallel):
-    """Launches per second: `total` launches, at most `parallel` in flight."""
+def throughput(sp, argv, total, parallel, spawnloop=None):
+    """Launches per second: `total` launches, at most `parallel` in flight; with `spawnloop`
+    (bench/spawnloop.c) the loop runs in C, so the interpreter does not compete for the CPUs."""
+    if spawnloop:
+        p = subprocess.run([spawnloop, str(total), str(parallel)] + argv, env=sp.env,
+                           capture_output=True, text=True)
+        ns, bad = (int(x) for x in p.stdout.split())
+        return total / (ns / 1e9), bad
     t0 = time.perf_counter_ns()
     started = done = bad = 0
     inflight = set()
@@ -632,7 +654,9 @@ def main():
     flc = byname.get(FLOOR_C)
     tpc = [c for c in (bwc, sbc, flc) if ok(c)]
     if tpc:
-        print(f"## throughput (/bin/true, {args.throughput_n} launches, blocks alternate)\n")
+        loop = spawnloop_binary(policy_dir)
+        print(f"## throughput (/bin/true, {args.throughput_n} launches, blocks alternate; "
+              f"{'bench/spawnloop.c' if loop else 'Python'} starts them)\n")
         blocks = 5 if args.throughput_n >= 100 else 2
         per = args.throughput_n // blocks
         acc = {(c.name, par): [] for c in tpc for par in (1, 2)}
@@ -641,7 +665,7 @@ def main():
             for par in (1, 2):
                 for c in (tpc if b % 2 == 0 else list(reversed(tpc))):
                     t0 = time.perf_counter_ns()
-                    _, nbad = throughput(sp, c.argv(["/bin/true"]), per, par)
+                    _, nbad = throughput(sp, c.argv(["/bin/true"]), per, par, loop)
                     acc[(c.name, par)].append(time.perf_counter_ns() - t0)
                     bad[(c.name, par)] += nbad
         for (name, par), ts in acc.items():
@@ -652,6 +676,7 @@ def main():
                                               if bad[(name, par)] else ""))
         print()
     report["throughput"] = tp
+    report["throughput_launcher"] = ("bench/spawnloop.c" if tpc and loop else "python")
 
     # latency after idle
     idle = {}
