@@ -2,7 +2,8 @@
 //! inside with the `probe` binary. Every attack test has a positive control in the same test.
 //!
 //! Environment:
-//! - `SANDBOX_BIN`: the `sandbox` binary (default: next to this test's target dir);
+//! - `SANDBOX_BIN`: the `sandbox` binary (default: this workspace's `sandbox-cli`, built by
+//!   the harness into this test's target directory and profile);
 //! - `SANDBOX_PROBE`: the `probe` binary (default: this package's);
 //! - `SANDBOX_MUST_WORK=1`: a test whose kernel feature is missing fails instead of being skipped.
 //!

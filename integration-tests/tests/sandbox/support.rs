@@ -159,6 +159,55 @@ pub fn check(cond: bool, what: impl std::fmt::Display) -> Result<(), Failed> {
     }
 }
 
+/// The `sandbox` CLI of this workspace, built into `profile_dir` (`target[/TRIPLE]/PROFILE`,
+/// where this test binary was built). Cargo builds a package's binaries for its own
+/// integration tests only, and the CLI lives in `sandbox-cli`: without this, `cargo test
+/// --workspace` on a fresh clone would look for a binary nobody built (or test a stale one).
+/// A no-op build when it is up to date.
+fn build_cli(profile_dir: &Path) -> PathBuf {
+    let mut target_dir = profile_dir.parent().unwrap_or(profile_dir).to_path_buf();
+    let mut triple = None;
+    if !target_dir.join("CACHEDIR.TAG").exists() {
+        if let Some(parent) = target_dir
+            .parent()
+            .filter(|p| p.join("CACHEDIR.TAG").exists())
+        {
+            triple = target_dir.file_name().map(|t| t.to_os_string());
+            target_dir = parent.to_path_buf();
+        }
+    }
+    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "sandbox-cli",
+            "--profile",
+            &profile,
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if let Some(triple) = &triple {
+        build.arg("--target").arg(triple);
+    }
+    match build.status() {
+        Ok(status) if status.success() => profile_dir.join("sandbox"),
+        other => panic!(
+            "building the sandbox CLI for the integration tests ({build:?}) failed: {other:?}; \
+             set SANDBOX_BIN to test a binary of your own"
+        ),
+    }
+}
+
 impl Ctx {
     pub fn detect() -> Ctx {
         let exe = std::env::current_exe().unwrap_or_default();
@@ -170,7 +219,7 @@ impl Ctx {
             .unwrap_or_default();
         let sandbox = std::env::var_os("SANDBOX_BIN")
             .map(PathBuf::from)
-            .unwrap_or_else(|| profile_dir.join("sandbox"));
+            .unwrap_or_else(|| build_cli(&profile_dir));
         let probe = std::env::var_os("SANDBOX_PROBE")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_probe")));
