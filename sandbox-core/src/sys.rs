@@ -420,7 +420,7 @@ fn remember<T>(
 type FactMap<T> =
     std::collections::HashMap<Vec<u8>, Result<T, i32>, std::hash::BuildHasherDefault<Fnv1a>>;
 
-/// FNV-1a, 64-bit: a fast hash for keys no attacker chooses (our tables, the policy's paths).
+/// FNV-1a, 64-bit: a fast hash for keys no attacker chooses (the policy's paths).
 pub(crate) struct Fnv1a(u64);
 
 impl Default for Fnv1a {
