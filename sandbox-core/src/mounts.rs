@@ -657,14 +657,18 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         },
         Path::new("/dev/pts"),
     );
-    push(
-        &mut plan,
-        MountOp::ScratchDir {
-            path: cstring(&dev.join("shm"))?,
-        },
-        Path::new("/dev/shm"),
-    );
-    plan.tmpfs_paths.push(PathBuf::from("/dev/shm"));
+    // Unless the policy's tmpfs paths made it already.
+    let shm = Path::new("/dev/shm");
+    if !plan.tmpfs_paths.iter().any(|t| t == shm) {
+        push(
+            &mut plan,
+            MountOp::ScratchDir {
+                path: cstring(&dev.join("shm"))?,
+            },
+            shm,
+        );
+        plan.tmpfs_paths.push(shm.to_path_buf());
+    }
 
     // The working directory must exist in the view; a missing one is created on the tmpfs
     // (never on the host) only if it is outside every bind.
@@ -732,7 +736,18 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
         MountOp::ScratchDir { path } => {
             // SAFETY: valid C string.
             match sys::check_int(unsafe { libc::mkdir(path.as_ptr(), 0o1777) }) {
-                Err(Errno::EEXIST) | Ok(()) => {}
+                Ok(()) => {}
+                // Only ever a directory of ours; chmod and mount follow links, so anything
+                // else (a link made by another step) is refused rather than followed.
+                Err(Errno::EEXIST) => {
+                    // SAFETY: plain data, all-zero is a valid value.
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    // SAFETY: a valid C string and a stat buffer of ours.
+                    sys::check_int(unsafe { libc::lstat(path.as_ptr(), &mut st) })?;
+                    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                        return Err(Errno::ENOTDIR);
+                    }
+                }
                 Err(e) => return Err(e),
             }
             // SAFETY: valid C string.

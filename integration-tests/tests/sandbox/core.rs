@@ -40,6 +40,11 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         masks_sealed_and_setup_gone,
     ));
     t.push(Test::new(
+        "core::tmpfs_paths_fresh_and_private",
+        &[Userns],
+        tmpfs_paths_fresh_and_private,
+    ));
+    t.push(Test::new(
         "core::symlink_to_secret",
         &[Userns],
         symlink_to_secret,
@@ -301,6 +306,55 @@ fn masks_sealed_and_setup_gone(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     let root = ctx.run(&ws, &["--", ctx.probe(), "list", "/"]);
     root.ok()?.stdout_has("usr")?.stdout_lacks(".sandbox")?;
+    Ok(())
+}
+
+/// `/tmp`, `/dev/shm` and a tmpfs path outside every shared tree are directories of the
+/// root's own tmpfs bound onto themselves; a tmpfs path inside a shared tree is a tmpfs of its
+/// own. Each must be empty, writable by the command (sticky, world-writable) and private to
+/// the sandbox, while the root around them stays read-only.
+fn tmpfs_paths_fresh_and_private(ctx: &Ctx) -> Result<(), Failed> {
+    let ws = ctx.workspace();
+    let shared = ws.join("cache");
+    let _ = std::fs::create_dir_all(&shared);
+    write(&shared.join("host-file"), "host");
+    let marker = format!("sandbox-tmpfs-test-{}", std::process::id());
+    let cache = shared.display().to_string();
+    let scratch = "/opt/sandbox-scratch-test";
+    let script = format!(
+        "for d in /tmp /dev/shm {scratch} {cache}; do \
+           ls -A $d | grep -q . && echo \"not empty: $d\"; \
+           echo x > $d/{marker} || echo \"not writable: $d\"; \
+           stat -c '%a %n' $d; \
+         done; \
+         touch /rootfile 2>/dev/null && echo 'root writable'; \
+         mkdir /newdir 2>/dev/null && echo 'root dir creatable'; \
+         echo done"
+    );
+    let run = ctx.run(
+        &ws,
+        &[
+            "--tmpfs", scratch, "--tmpfs", &cache, "--", "sh", "-c", &script,
+        ],
+    );
+    // Control: the script ran to its end and saw the four directories.
+    run.ok()?.stdout_has("done")?;
+    for d in ["/tmp", "/dev/shm", scratch, cache.as_str()] {
+        run.stdout_has(&format!("1777 {d}"))?;
+    }
+    run.stdout_lacks("not empty")?
+        .stdout_lacks("not writable")?
+        .stdout_lacks("root writable")?
+        .stdout_lacks("root dir creatable")?;
+    // Nothing reached the host: not its /tmp, not the shared directory under the tmpfs.
+    check(
+        !Path::new("/tmp").join(&marker).exists() && !shared.join(&marker).exists(),
+        "a file written to a sandbox tmpfs appeared on the host",
+    )?;
+    check(
+        shared.join("host-file").exists() && !Path::new(scratch).exists(),
+        "the host's side changed",
+    )?;
     Ok(())
 }
 
