@@ -61,6 +61,57 @@ fn read_text(path: &Path) -> io::Result<String> {
     String::from_utf8(text).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
+/// The accounting files read when the sandbox ends, opened when the cgroup is made (by the
+/// thread that makes it while the plan compiles), so that the end, on the launch's critical
+/// path, costs one `pread` a file instead of open, read and close. A cgroupfs file read from
+/// offset 0 is generated afresh. A file that could not be opened then is read by path.
+#[derive(Debug, Default)]
+pub(super) struct UsageFiles(Vec<(&'static str, fs::File)>);
+
+impl UsageFiles {
+    /// Opens the files of `names` that exist in `dir`, adding to those already open.
+    pub(super) fn open(&mut self, dir: &Path, names: &[&'static str]) {
+        for name in names {
+            if let Ok(file) = fs::File::open(dir.join(name)) {
+                self.0.push((name, file));
+            }
+        }
+    }
+
+    /// The content of `name` (in `dir`), through the open file when there is one.
+    fn text(&self, dir: &Path, name: &str) -> Option<String> {
+        let Some((_, file)) = self.0.iter().find(|(n, _)| *n == name) else {
+            return read_text(&dir.join(name)).ok();
+        };
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let n = file.read_at(&mut chunk, text.len() as u64).ok()?;
+            text.extend_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                break;
+            }
+        }
+        String::from_utf8(text).ok()
+    }
+
+    /// A file holding one number.
+    pub(super) fn u64(&self, dir: &Path, name: &str) -> Option<u64> {
+        self.text(dir, name)?.trim().parse().ok()
+    }
+
+    /// The values of `keys` in the flat-keyed file `name`.
+    pub(super) fn keys<const N: usize>(
+        &self,
+        dir: &Path,
+        name: &str,
+        keys: [&str; N],
+    ) -> [Option<u64>; N] {
+        self.text(dir, name)
+            .map_or([None; N], |text| parse_keys(&text, keys))
+    }
+}
+
 /// The contents of a cgroup file, trimmed.
 pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
     read_text(path)
@@ -96,22 +147,18 @@ pub(super) fn write_checked(path: &Path, value: &str, expect: &str) -> Result<()
     }
 }
 
-/// A file holding one number.
-pub(super) fn read_u64(path: &Path) -> Option<u64> {
-    read_text(path).ok()?.trim().parse().ok()
-}
-
-/// The value of `key` in a flat-keyed file (`key value` lines: memory.events, cpu.stat, …).
-pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
-    let text = read_text(path).ok()?;
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        if k == key {
-            v.trim().parse().ok()
-        } else {
-            None
+/// `key value` lines → the values of `keys`.
+fn parse_keys<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+    let mut values = [None; N];
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|key| *key == k) {
+            values[i] = v.trim().parse().ok();
         }
-    })
+    }
+    values
 }
 
 /// The pids listed in a `cgroup.procs` file (empty when it cannot be read).

@@ -1008,3 +1008,40 @@ fn v1_joins_cpuacct_and_freezer_only_without_a_pid_namespace() {
         cg.remove().unwrap();
     }
 }
+
+#[test]
+fn usage_files_read_through_open_files_or_by_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    touch(
+        &d.join("cpu.stat"),
+        "usage_usec 900\nuser_usec 600\nsystem_usec 300\nnr_periods x\n",
+    );
+    touch(&d.join("pids.peak"), "5\n");
+    let mut files = fsio::UsageFiles::default();
+    files.open(d, &["cpu.stat", "pids.peak", "memory.peak"]);
+    // Opened files are read afresh from the start, as cgroupfs generates them per read.
+    touch(&d.join("pids.peak"), "7\n");
+    assert_eq!(files.u64(d, "pids.peak"), Some(7));
+    assert_eq!(
+        files.keys(
+            d,
+            "cpu.stat",
+            ["system_usec", "user_usec", "missing", "nr_periods"]
+        ),
+        [Some(300), Some(600), None, None]
+    );
+    // Missing when the files were opened: read by path once it exists.
+    assert_eq!(files.u64(d, "memory.peak"), None);
+    touch(&d.join("memory.peak"), "1234\n");
+    assert_eq!(files.u64(d, "memory.peak"), Some(1234));
+    // Longer than one read chunk.
+    let long: String = (0..100).map(|i| format!("key{i} {i}\n")).collect();
+    touch(&d.join("memory.stat"), &long);
+    let mut more = fsio::UsageFiles::default();
+    more.open(d, &["memory.stat"]);
+    assert_eq!(
+        more.keys(d, "memory.stat", ["key0", "key99"]),
+        [Some(0), Some(99)]
+    );
+}

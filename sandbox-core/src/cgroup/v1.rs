@@ -19,7 +19,18 @@ const CFS_PERIOD_US: u64 = 100_000;
 #[derive(Debug)]
 pub(super) struct V1Cgroup {
     dirs: Vec<(Ctrls, PathBuf)>,
+    usage_files: fsio::UsageFiles,
 }
+
+/// What [`V1Cgroup::usage`] reads, per controller.
+const USAGE_FILES: [(Ctrl, &[&str]); 3] = [
+    (
+        Ctrl::Memory,
+        &["memory.max_usage_in_bytes", "memory.oom_control"],
+    ),
+    (Ctrl::Pids, &["pids.peak", "pids.current"]),
+    (Ctrl::Cpuacct, &["cpuacct.usage_user", "cpuacct.usage_sys"]),
+];
 
 /// Create `<own>/<name>` in every hierarchy that holds one of `ctrls` (with
 /// `no_pid_namespace`, also `cpuacct` and `freezer`), and write the limits of `ctrls`,
@@ -40,7 +51,10 @@ pub(super) fn create(
         wanted = wanted.with(Ctrl::Cpuacct).with(Ctrl::Freezer);
     }
     // Dropping `cg` on an error removes what was created so far.
-    let mut cg = V1Cgroup { dirs: Vec::new() };
+    let mut cg = V1Cgroup {
+        dirs: Vec::new(),
+        usage_files: fsio::UsageFiles::default(),
+    };
     for h in &host.hierarchies {
         let used = h.ctrls.and(wanted);
         if used.is_empty() {
@@ -52,6 +66,11 @@ pub(super) fn create(
     }
     for (hier, dir) in &cg.dirs {
         write_limits(dir, limits, hier.and(ctrls), report)?;
+    }
+    for (ctrl, names) in USAGE_FILES {
+        if let Some(dir) = cg.dir_of(ctrl).map(Path::to_path_buf) {
+            cg.usage_files.open(&dir, names);
+        }
     }
     Ok(cg)
 }
@@ -150,18 +169,19 @@ impl V1Cgroup {
 
     /// Peak memory, OOM kills, pids, CPU time.
     pub(super) fn usage(&self) -> CgroupUsage {
+        let files = &self.usage_files;
         let mut u = CgroupUsage::default();
         if let Some(d) = self.dir_of(Ctrl::Memory) {
-            u.memory_peak_bytes = fsio::read_u64(&d.join("memory.max_usage_in_bytes"));
-            u.oom_kills = fsio::read_key(&d.join("memory.oom_control"), "oom_kill");
+            u.memory_peak_bytes = files.u64(d, "memory.max_usage_in_bytes");
+            [u.oom_kills] = files.keys(d, "memory.oom_control", ["oom_kill"]);
             u.oom_killed = u.oom_kills.is_some_and(|n| n > 0);
         }
         if let Some(d) = self.dir_of(Ctrl::Pids) {
-            u.pids_peak = fsio::read_u64(&d.join("pids.peak"));
-            u.pids_current = fsio::read_u64(&d.join("pids.current"));
+            u.pids_peak = files.u64(d, "pids.peak");
+            u.pids_current = files.u64(d, "pids.current");
         }
         if let Some(d) = self.dir_of(Ctrl::Cpuacct) {
-            let usec = |f: &str| fsio::read_u64(&d.join(f)).map(|ns| ns / 1000);
+            let usec = |f: &str| files.u64(d, f).map(|ns| ns / 1000);
             u.cpu_user_usec = usec("cpuacct.usage_user");
             u.cpu_system_usec = usec("cpuacct.usage_sys");
         }
@@ -171,6 +191,7 @@ impl V1Cgroup {
     /// Remove every directory, retrying `tries` times while processes drain. Keeps the
     /// ones that could not be removed for a later attempt and reports the first failure.
     pub(super) fn remove(&mut self, tries: u32) -> Result<(), CgroupError> {
+        self.usage_files = fsio::UsageFiles::default();
         let mut first_err = None;
         self.dirs
             .retain(|(_, dir)| match fsio::rmdir_retry(dir, tries) {

@@ -118,6 +118,7 @@ fn move_into_leaf(leaf: &Path, pid: u32) -> Result<(), CgroupError> {
 pub(super) struct V2Cgroup {
     dir: PathBuf,
     fd: Option<OwnedFd>,
+    usage_files: fsio::UsageFiles,
     removed: bool,
 }
 
@@ -135,6 +136,7 @@ pub(super) fn create(
     let mut cg = V2Cgroup {
         dir,
         fd: None,
+        usage_files: fsio::UsageFiles::default(),
         removed: false,
     };
     write_limits(&cg.dir, limits, ctrls, report)?;
@@ -147,6 +149,16 @@ pub(super) fn create(
             errno: errno_of(&e),
         })?;
     cg.fd = Some(fd.into());
+    cg.usage_files.open(
+        &cg.dir,
+        &[
+            "memory.events",
+            "memory.peak",
+            "pids.peak",
+            "pids.current",
+            "cpu.stat",
+        ],
+    );
     Ok(cg)
 }
 
@@ -222,16 +234,18 @@ impl V2Cgroup {
 
     /// Peak memory, OOM kills, pids, CPU time.
     pub(super) fn usage(&self) -> CgroupUsage {
-        let d = &self.dir;
-        let oom_kills = fsio::read_key(&d.join("memory.events"), "oom_kill");
+        let (d, files) = (&self.dir, &self.usage_files);
+        let [oom_kills] = files.keys(d, "memory.events", ["oom_kill"]);
+        let [cpu_user_usec, cpu_system_usec] =
+            files.keys(d, "cpu.stat", ["user_usec", "system_usec"]);
         CgroupUsage {
-            memory_peak_bytes: fsio::read_u64(&d.join("memory.peak")),
+            memory_peak_bytes: files.u64(d, "memory.peak"),
             oom_kills,
             oom_killed: oom_kills.is_some_and(|n| n > 0),
-            pids_peak: fsio::read_u64(&d.join("pids.peak")),
-            pids_current: fsio::read_u64(&d.join("pids.current")),
-            cpu_user_usec: fsio::read_key(&d.join("cpu.stat"), "user_usec"),
-            cpu_system_usec: fsio::read_key(&d.join("cpu.stat"), "system_usec"),
+            pids_peak: files.u64(d, "pids.peak"),
+            pids_current: files.u64(d, "pids.current"),
+            cpu_user_usec,
+            cpu_system_usec,
         }
     }
 
@@ -241,6 +255,7 @@ impl V2Cgroup {
             return Ok(());
         }
         self.fd = None;
+        self.usage_files = fsio::UsageFiles::default();
         fsio::rmdir_retry(&self.dir, tries)?;
         self.removed = true;
         Ok(())
