@@ -99,34 +99,31 @@ pub(crate) fn prepare(names: &[String]) -> Result<CapabilityPlan, CapabilityErro
 /// caller under a seccomp filter that denies it).
 fn last_cap() -> u32 {
     let known = NAMES.len() as u32 - 1;
-    let probed = match cap_exists(known) {
-        Some(true) => {
-            let mut n = known;
-            loop {
-                match cap_exists(n + 1) {
-                    Some(true) if n + 1 < 63 => n += 1,
-                    Some(_) => break Some(n),
-                    None => break None,
-                }
-            }
-        }
-        Some(false) => (0..known)
-            .rev()
-            .find_map(|n| match cap_exists(n) {
-                Some(false) => None,
-                Some(true) => Some(Some(n)),
-                None => Some(None),
-            })
-            .flatten(),
-        None => None,
-    };
-    probed
+    highest_from(known, cap_exists)
         .or_else(|| {
             std::fs::read_to_string(CAP_LAST_CAP_PATH)
                 .ok()
                 .and_then(|s| s.trim().parse::<u32>().ok())
         })
         .map_or(known, |n| n.min(63))
+}
+
+/// The highest `n` for which `exists(n)`, searched from `start`: up while the next one exists,
+/// down while this one does not. `None` when `exists` cannot tell or nothing exists.
+fn highest_from(start: u32, exists: impl Fn(u32) -> Option<bool>) -> Option<u32> {
+    let mut n = start;
+    if exists(n)? {
+        while n < 63 && exists(n + 1)? {
+            n += 1;
+        }
+        return Some(n);
+    }
+    loop {
+        n = n.checked_sub(1)?;
+        if exists(n)? {
+            return Some(n);
+        }
+    }
 }
 
 /// Whether capability `n` exists on this kernel: `None` when `prctl` fails for another reason.
@@ -365,6 +362,14 @@ mod tests {
         assert_eq!(last_cap(), file.trim().parse::<u32>().expect("a number"));
         assert_eq!(cap_exists(0), Some(true));
         assert_eq!(cap_exists(63), Some(false));
+        // Older and newer kernels than the names we know, and a prctl that fails.
+        let upto = |last: u32| move |n: u32| Some(n <= last);
+        assert_eq!(highest_from(40, upto(37)), Some(37));
+        assert_eq!(highest_from(40, upto(43)), Some(43));
+        assert_eq!(highest_from(40, upto(40)), Some(40));
+        assert_eq!(highest_from(40, upto(70)), Some(63));
+        assert_eq!(highest_from(3, |_| Some(false)), None);
+        assert_eq!(highest_from(40, |_| None), None);
     }
 
     #[test]

@@ -549,19 +549,21 @@ pub(crate) fn read_dir_names(path: &std::path::Path) -> io::Result<Vec<std::ffi:
     let mut buf = [0u8; 2048];
     loop {
         // SAFETY: getdents64 writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe {
-            libc::syscall(
+        let filled = unsafe {
+            direct::syscall4(
                 libc::SYS_getdents64,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                buf.as_mut_ptr(),
-                buf.len(),
+                [
+                    std::os::fd::AsRawFd::as_raw_fd(&fd) as usize,
+                    buf.as_mut_ptr() as usize,
+                    buf.len(),
+                    0,
+                ],
             )
-        };
-        let filled = match usize::try_from(n) {
-            Ok(0) => return Ok(names),
-            Ok(filled) => buf.get(..filled).unwrap_or_default(),
-            Err(_) => return Err(io::Error::last_os_error()),
-        };
+        }?;
+        if filled == 0 {
+            return Ok(names);
+        }
+        let filled = buf.get(..filled).unwrap_or_default();
         // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
         let mut record = filled;
         while let Some(len) = record

@@ -1,7 +1,7 @@
 //! Reading and writing cgroupfs files: one `write(2)` per value, every limit read back.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
@@ -43,16 +43,20 @@ pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     file.write_all(value.as_bytes()).map_err(fail)
 }
 
-/// The whole of a cgroupfs file in as few syscalls as it allows: open, read, close. A
-/// cgroupfs (kernfs/seq_file) read fills the buffer as far as the content goes, so a short
-/// read is the end of the file; std's `read_to_string` adds an `fstat` and a final empty read,
-/// on the launch path.
+/// The whole of a cgroupfs file in as few syscalls as it allows: open, read, close.
 fn read_text(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    read_from_start(&fs::File::open(path)?)
+}
+
+/// The whole of an open cgroupfs file, read from offset 0 (where cgroupfs generates it
+/// afresh). A cgroupfs (kernfs/seq_file) read fills the buffer as far as the content goes, so
+/// a short read is the end of the file; std's `read_to_string` adds an `fstat` and a final
+/// empty read, on the launch path.
+fn read_from_start(file: &fs::File) -> io::Result<String> {
     let mut text = Vec::new();
     let mut chunk = [0u8; 512];
     loop {
-        let n = file.read(&mut chunk)?;
+        let n = file.read_at(&mut chunk, text.len() as u64)?;
         text.extend_from_slice(&chunk[..n]);
         if n < chunk.len() {
             break;
@@ -80,19 +84,10 @@ impl UsageFiles {
 
     /// The content of `name` (in `dir`), through the open file when there is one.
     fn text(&self, dir: &Path, name: &str) -> Option<String> {
-        let Some((_, file)) = self.0.iter().find(|(n, _)| *n == name) else {
-            return read_text(&dir.join(name)).ok();
-        };
-        let mut text = Vec::new();
-        let mut chunk = [0u8; 512];
-        loop {
-            let n = file.read_at(&mut chunk, text.len() as u64).ok()?;
-            text.extend_from_slice(&chunk[..n]);
-            if n < chunk.len() {
-                break;
-            }
+        match self.0.iter().find(|(n, _)| *n == name) {
+            Some((_, file)) => read_from_start(file).ok(),
+            None => read_text(&dir.join(name)).ok(),
         }
-        String::from_utf8(text).ok()
     }
 
     /// A file holding one number.
