@@ -271,8 +271,9 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     let (program, rest) = args.command.split_first().ok_or_else(|| Error::NotFound {
         program: String::new(),
     })?;
-    let mut child = Sandbox::new(policy)
-        .command(program)
+    let sandbox = Sandbox::new(policy);
+    let mut command = sandbox.command(program);
+    let mut child = command
         .args(rest)
         .forward_signals(true)
         .terminal(true)
@@ -283,9 +284,10 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     if let Some(dest) = &args.report {
         report::write(dest, &args.policy, &args.command, &outcome)?;
     }
-    // The process exits next: freeing the handle (the compiled plan in it), the policy and the
-    // environment would only write to pages that were copied for pid 1, or fault them in.
+    // The process exits next: freeing the handle (the compiled plan in it), the builders, the
+    // policy and the environment would only write to pages that were copied for pid 1, or
+    // fault them in.
     let code = outcome.exit_code();
-    std::mem::forget((child, loaded, env));
+    std::mem::forget((child, command, sandbox, loaded, env));
     Ok(code)
 }

@@ -7,7 +7,8 @@
 //!
 //! Read-only binds use `mount_setattr(AT_RECURSIVE)` so submounts are read-only too and the
 //! source's locked flags are kept (a `MS_REMOUNT` would have to repeat them); kernels older
-//! than 5.12 fall back to a non-recursive `MS_REMOUNT` carrying the source's `statvfs` flags.
+//! than 5.12 fall back to a non-recursive `MS_REMOUNT` carrying the flags `statfs` reports for
+//! the bind (its source's, which the kernel locks in a user namespace).
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -78,7 +79,6 @@ pub(crate) enum MountOp {
     Restrict {
         target: CString,
         writable: bool,
-        fallback_flags: libc::c_ulong,
         optional: bool,
     },
     /// procfs of the new pid namespace.
@@ -149,28 +149,6 @@ fn top_level_symlink(path: &Path) -> Option<PathBuf> {
         return None;
     }
     crate::sys::read_link(path).ok().flatten()
-}
-
-/// Statvfs flags of `path` that must be repeated when remounting a bind in a user namespace.
-fn locked_flags(path: &Path) -> libc::c_ulong {
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(st) = statvfs(path) else { return 0 };
-    let f = st.flags();
-    let mut flags = 0;
-    for (fs, ms) in [
-        (FsFlags::ST_NOSUID, libc::MS_NOSUID),
-        (FsFlags::ST_NODEV, libc::MS_NODEV),
-        (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, libc::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
-        // ST_RELATIME (the kernel's 0x1000): libc crates for musl do not name it.
-        (FsFlags::from_bits_retain(0x1000), libc::MS_RELATIME),
-    ] {
-        if f.contains(fs) {
-            flags |= ms;
-        }
-    }
-    flags
 }
 
 /// Choose the staging directory: it must exist and must not contain any path we bind from.
@@ -463,7 +441,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             MountOp::Restrict {
                 target: cstring(&target)?,
                 writable: v.writable,
-                fallback_flags: locked_flags(&v.path),
                 optional: false,
             },
             &v.path,
@@ -507,7 +484,6 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             MountOp::Restrict {
                 target: t,
                 writable: false,
-                fallback_flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 optional: true,
             },
             &Path::new("/proc").join(name),
@@ -786,7 +762,6 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
         MountOp::Restrict {
             target,
             writable,
-            fallback_flags,
             optional,
         } => {
             let (attr_ro, ms_ro) = if *writable {
@@ -796,18 +771,22 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
             };
             let attrs = attr_ro | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
             let r = match sys::mount_setattr(target, true, attrs) {
-                Err(Errno::ENOSYS) => sys::mount(
-                    None,
-                    target,
-                    None,
-                    libc::MS_REMOUNT
-                        | libc::MS_BIND
-                        | ms_ro
-                        | libc::MS_NOSUID
-                        | libc::MS_NODEV
-                        | fallback_flags,
-                    None,
-                ),
+                // Before Linux 5.12 a remount must repeat the flags the mount is locked with
+                // (a bind carries its source's), or the kernel refuses it in a user namespace.
+                Err(Errno::ENOSYS) => sys::locked_mount_flags(target).and_then(|locked| {
+                    sys::mount(
+                        None,
+                        target,
+                        None,
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | ms_ro
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | locked,
+                        None,
+                    )
+                }),
                 other => other,
             };
             match r {

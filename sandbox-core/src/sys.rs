@@ -3,6 +3,7 @@
 //! compile's path facts ([`CanonicalCache`] and the lookups through it) are parent-only and
 //! allocate.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
@@ -207,6 +208,41 @@ pub(crate) fn mount(
     })
 }
 
+/// The flags of the mount at `path` that a remount in a user namespace must repeat (nosuid,
+/// nodev, noexec and the atime flags), from raw `statfs`. Allocation-free, for the child.
+pub(crate) fn locked_mount_flags(path: &CStr) -> Result<libc::c_ulong, Errno> {
+    /// The kernel's `struct statfs` on 64-bit architectures (the libc crate's glibc view of
+    /// it does not name `f_flags`).
+    #[repr(C)]
+    struct KernelStatfs {
+        _counts: [u64; 7],
+        _fsid: [i32; 2],
+        _namelen: i64,
+        _frsize: i64,
+        flags: i64,
+        _spare: [i64; 4],
+    }
+    // `ST_*` bit, `MS_*` flag (ST_RELATIME, 0x1000, is named by no libc crate for musl).
+    const LOCKED: [(i64, libc::c_ulong); 6] = [
+        (libc::ST_NOSUID as i64, libc::MS_NOSUID),
+        (libc::ST_NODEV as i64, libc::MS_NODEV),
+        (libc::ST_NOEXEC as i64, libc::MS_NOEXEC),
+        (libc::ST_NOATIME as i64, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME as i64, libc::MS_NODIRATIME),
+        (0x1000, libc::MS_RELATIME),
+    ];
+    let mut st = std::mem::MaybeUninit::<KernelStatfs>::zeroed();
+    // SAFETY: path is a valid C string; the kernel fills the struct it is given, whose size
+    // is the kernel's own on the 64-bit architectures we build for.
+    check(unsafe { libc::syscall(libc::SYS_statfs, path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: zero-initialised, then filled by a successful statfs.
+    let st_flags = unsafe { st.assume_init() }.flags;
+    Ok(LOCKED
+        .iter()
+        .filter(|(st, _)| st_flags & st != 0)
+        .fold(0, |flags, (_, ms)| flags | ms))
+}
+
 /// Write all of `buf` to `fd`, retrying on EINTR.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {
@@ -322,27 +358,45 @@ struct PathFacts {
 }
 
 thread_local! {
-    /// Paths already looked at by the compile running on this thread (see [`CanonicalCache`]).
-    static CANONICAL: std::cell::RefCell<Option<PathFacts>> = const { std::cell::RefCell::new(None) };
+    /// The facts of the compile running on this thread, owned by its [`CanonicalCache`]; null
+    /// when none runs. A pointer rather than the facts themselves: a thread-local that needs
+    /// dropping makes std register a destructor, in a list std keeps with the C allocator, and
+    /// on musl that first `malloc` set up its heap (four syscalls, three page faults a launch).
+    static CANONICAL: Cell<*const RefCell<PathFacts>> = const { Cell::new(std::ptr::null()) };
 }
 
 /// While alive, [`canonicalize`] and [`metadata`] on this thread remember their answers: one
 /// compile asks about the same policy paths in several layers (the mount plan, Landlock, the
 /// checks), ~30 `readlink`s and `stat`s a launch. Scoped to one compile, never longer: a link
-/// may point elsewhere, a directory be mounted elsewhere, by the next launch.
-pub(crate) struct CanonicalCache(());
+/// may point elsewhere, a directory be mounted elsewhere, by the next launch. Started while
+/// another is alive, it shares that one's facts and owns none.
+pub(crate) struct CanonicalCache(Option<Box<RefCell<PathFacts>>>);
 
 impl CanonicalCache {
     pub(crate) fn start() -> CanonicalCache {
-        CANONICAL.with(|c| *c.borrow_mut() = Some(PathFacts::default()));
-        CanonicalCache(())
+        if !CANONICAL.get().is_null() {
+            return CanonicalCache(None);
+        }
+        let facts = Box::new(RefCell::new(PathFacts::default()));
+        CANONICAL.set(&*facts);
+        CanonicalCache(Some(facts))
     }
 }
 
 impl Drop for CanonicalCache {
     fn drop(&mut self) {
-        CANONICAL.with(|c| *c.borrow_mut() = None);
+        if self.0.is_some() {
+            CANONICAL.set(std::ptr::null());
+        }
     }
+}
+
+/// Runs `f` on this thread's compile facts, `None` when no [`CanonicalCache`] is alive.
+fn with_facts<R>(f: impl FnOnce(Option<&RefCell<PathFacts>>) -> R) -> R {
+    let facts = CANONICAL.get();
+    // SAFETY: non-null only while the `CanonicalCache` that owns the box lives (its drop
+    // resets the pointer before the box goes), and only this thread sees the pointer.
+    f(unsafe { facts.as_ref() })
 }
 
 /// A file's device and inode, and whether it is a directory.
@@ -355,20 +409,44 @@ pub(crate) struct Identity {
 /// `std::fs::metadata` (following links), remembered for the length of a compile (see
 /// [`CanonicalCache`]).
 pub(crate) fn metadata(path: &std::path::Path) -> io::Result<std::fs::Metadata> {
-    // A path already resolved is stat'ed by its real name: two spellings, one `stat`.
-    if let Some(real) = known_canonical(path).filter(|real| real.as_path() != path) {
-        return remembered(&real, |f| &mut f.metadata, || std::fs::metadata(&real));
+    metadata_view(path, std::fs::Metadata::clone)
+}
+
+/// What `view` reads from [`metadata`]'s answer for `path`. A remembered answer is read in
+/// place: the compile asks for the identity of every ancestor of every denial against every
+/// shared tree, and cloning the path and the whole `Metadata` for each was most of its cost.
+fn metadata_view<T>(
+    path: &std::path::Path,
+    view: impl Fn(&std::fs::Metadata) -> T,
+) -> io::Result<T> {
+    use std::os::unix::ffi::OsStrExt;
+    let known = with_facts(|facts| {
+        let facts = facts?.borrow();
+        let mut key = path.as_os_str().as_bytes();
+        // A path already resolved is stat'ed by its real name: two spellings, one `stat`.
+        if let Some(Ok(real)) = facts.canonical.get(key) {
+            key = real.as_os_str().as_bytes();
+        }
+        let answer = facts.metadata.get(key)?;
+        Some(answer.as_ref().map(&view).map_err(|e| *e))
+    });
+    if let Some(known) = known {
+        return known.map_err(io::Error::from_raw_os_error);
     }
-    remembered(path, |f| &mut f.metadata, || std::fs::metadata(path))
+    let real = known_canonical(path).filter(|real| real.as_path() != path);
+    let name = real.as_deref().unwrap_or(path);
+    remembered(name, |f| &mut f.metadata, || std::fs::metadata(name)).map(|m| view(&m))
 }
 
 /// The real path of `path`, if this compile has resolved it already.
 fn known_canonical(path: &std::path::Path) -> Option<std::path::PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    CANONICAL.with(|c| {
-        c.borrow()
-            .as_ref()
-            .and_then(|facts| facts.canonical.get(path.as_os_str().as_bytes()).cloned())
+    with_facts(|facts| {
+        facts?
+            .borrow()
+            .canonical
+            .get(path.as_os_str().as_bytes())
+            .cloned()
             .and_then(Result::ok)
     })
 }
@@ -408,9 +486,9 @@ fn remember<T>(
     answer: Result<T, i32>,
 ) {
     use std::os::unix::ffi::OsStrExt;
-    CANONICAL.with(|c| {
-        if let Some(facts) = c.borrow_mut().as_mut() {
-            pick(facts).insert(path.as_os_str().as_bytes().to_vec(), answer);
+    with_facts(|facts| {
+        if let Some(facts) = facts {
+            pick(&mut facts.borrow_mut()).insert(path.as_os_str().as_bytes().to_vec(), answer);
         }
     });
 }
@@ -450,11 +528,8 @@ fn remembered<T: Clone>(
 ) -> io::Result<T> {
     use std::os::unix::ffi::OsStrExt;
     let key = path.as_os_str().as_bytes();
-    let cached = CANONICAL.with(|c| {
-        c.borrow_mut()
-            .as_mut()
-            .and_then(|facts| pick(facts).get(key).cloned())
-    });
+    let cached =
+        with_facts(|facts| facts.and_then(|f| pick(&mut f.borrow_mut()).get(key).cloned()));
     if let Some(known) = cached {
         return known.map_err(io::Error::from_raw_os_error);
     }
@@ -470,10 +545,11 @@ fn remembered<T: Clone>(
 /// [`metadata`] reduced to an [`Identity`]; `None` when it fails.
 pub(crate) fn identity(path: &std::path::Path) -> Option<Identity> {
     use std::os::unix::fs::MetadataExt;
-    metadata(path).ok().map(|m| Identity {
+    metadata_view(path, |m| Identity {
         id: (m.dev(), m.ino()),
         is_dir: m.is_dir(),
     })
+    .ok()
 }
 
 /// Whether `path` is `dir` or lies beneath it. Both must be normalised absolute paths (the
@@ -607,7 +683,7 @@ fn resolve_through_parent(
     links: u32,
 ) -> Option<io::Result<std::path::PathBuf>> {
     use std::path::Component;
-    let active = CANONICAL.with(|c| c.borrow().is_some());
+    let active = with_facts(|facts| facts.is_some());
     if !active || !path.is_absolute() || links > 8 {
         return None;
     }
@@ -649,8 +725,15 @@ fn resolve_through_parent(
     Some(canonicalize_within(&next, links + 1))
 }
 
+/// `realpath(3)`. Out of line: its PATH_MAX buffer would otherwise sit in the frame of
+/// [`canonicalize_within`], which recurses once per component through
+/// [`resolve_through_parent`], and every 4 KiB of stack a launch reaches is a page to fault in.
+#[inline(never)]
 fn resolve_path(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
     use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes() == b"/" {
+        return Ok(path.to_path_buf());
+    }
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut resolved = [0 as libc::c_char; libc::PATH_MAX as usize];
@@ -1014,6 +1097,50 @@ mod tests {
     fn set_errno(v: i32) {
         // SAFETY: __errno_location returns this thread's errno slot.
         unsafe { *libc::__errno_location() = v };
+    }
+
+    #[test]
+    fn locked_mount_flags_match_mountinfo() {
+        // Per mount point, the flags its mountinfo line lists (the last line for a point wins,
+        // as the topmost mount is the one `statfs` sees).
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let listed = |point: &str| {
+            let opts = mountinfo
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    (f.get(4) == Some(&point)).then(|| f[5].to_owned())
+                })
+                .unwrap();
+            let mut flags = 0;
+            for (name, flag) in [
+                ("nosuid", libc::MS_NOSUID),
+                ("nodev", libc::MS_NODEV),
+                ("noexec", libc::MS_NOEXEC),
+                ("noatime", libc::MS_NOATIME),
+                ("nodiratime", libc::MS_NODIRATIME),
+                ("relatime", libc::MS_RELATIME),
+            ] {
+                if opts.split(',').any(|o| o == name) {
+                    flags |= flag;
+                }
+            }
+            flags
+        };
+        let mut seen = 0;
+        for (point, c_point) in [("/", c"/"), ("/proc", c"/proc"), ("/dev", c"/dev")] {
+            assert_eq!(
+                locked_mount_flags(c_point).unwrap(),
+                listed(point),
+                "{point}"
+            );
+            seen |= listed(point);
+        }
+        // Some flag was set (relatime is the kernel's default), so a mapping that lost every
+        // bit would have failed above.
+        assert_ne!(seen, 0);
+        assert_eq!(locked_mount_flags(c"/nonexistent-x"), Err(Errno::ENOENT));
     }
 
     #[test]
