@@ -3,7 +3,8 @@
 
 // The C `main` below skips std's runtime start-up: it reads /proc/self/maps to place a stack
 // guard and sets up an alternate signal stack, ~0.1 ms of every launch (bench/README.md).
-// What we keep of it: SIGPIPE ignored (errors instead of death) and stdout flushed at exit.
+// What we keep of it: SIGPIPE ignored (errors instead of death) and stdout flushed at exit
+// (after every command but `run`, which writes nothing there).
 #![cfg_attr(not(test), no_main)]
 // Under `cargo test` the harness's main runs instead, and the CLI's functions look unused.
 #![cfg_attr(test, allow(dead_code))]
@@ -135,9 +136,7 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.
     let args = unsafe { args_from_argv(argc, argv) };
-    let code = cli_main(args);
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    code
+    cli_main(args)
 }
 
 /// The program's arguments, program name first, read from `main`'s own parameters:
@@ -162,8 +161,17 @@ fn cli_main(args: Vec<OsString>) -> libc::c_int {
     sandbox_core::trace::init();
     sandbox_core::trace::stamp("main");
     if let Some(run) = fastargs::parse_run(args.get(1..).unwrap_or_default()) {
+        // `run` writes nothing to stdout: no flush, which would set up std's stdout (a few
+        // page faults) only to find it empty.
         return finish(run_command(Box::new(run)));
     }
+    let code = slow_path(args);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
+}
+
+/// Every command line the fast parser does not take: clap, then the subcommand.
+fn slow_path(args: Vec<OsString>) -> libc::c_int {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 /// `Ok(ret)` or the current errno.
-fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+pub(crate) fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     if ret < 0 {
         Err(Errno::last())
     } else {

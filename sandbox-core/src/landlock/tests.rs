@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use landlock::{AccessFs, BitFlags, ABI};
+use landlock::{AccessFs, BitFlags, RulesetAttr, RulesetCreatedAttr, ABI};
 use tempfile::TempDir;
 
 use super::rules::{self, HostRule, Rights};
@@ -521,7 +521,7 @@ fn exec_allowlist_needs_the_interpreter() {
                 .unwrap();
         }
         LandlockPlan {
-            ruleset: Some(rs),
+            ruleset: rs.into(),
             child_rules: Vec::new(),
         }
     };
