@@ -499,17 +499,19 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     // Denied paths that exist and are visible through a bind are covered: the empty read-only
     // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
     // Landlock, so no mount-point file is ever created on the host.
+    let shared_trees = crate::sys::AliasTrees::new(
+        bound
+            .iter()
+            .filter(|(_, bind)| *bind)
+            .map(|(tree, _)| tree.as_path()),
+    );
     for denied in &fs.deny {
         let Ok(real) = crate::sys::canonicalize(denied) else {
             continue;
         };
         // A shared tree that is the denied path's directory under another name (a bind mount
         // on the host) shows it there too.
-        let aliases: Vec<PathBuf> = bound
-            .iter()
-            .filter(|(_, bind)| *bind)
-            .filter_map(|(tree, _)| crate::sys::alias_beneath(&real, tree))
-            .collect();
+        let aliases = shared_trees.aliases(&real);
         let mut masked: Vec<&Path> = Vec::new();
         let names = [denied.as_path(), real.as_path()];
         for p in names

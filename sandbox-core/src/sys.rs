@@ -586,11 +586,10 @@ fn is_normalised(path: &std::path::Path) -> bool {
 /// shared directory, symlink-free, that `target` is not textually beneath): when `tree` is
 /// `target` itself or one of its ancestors reached by another name — a bind mount on the host
 /// — the path beneath `tree` that leads to `target`. Compared by device and inode, walking up
-/// from `target`; `None` when `tree` is no such ancestor.
-pub(crate) fn alias_beneath(
-    target: &std::path::Path,
-    tree: &std::path::Path,
-) -> Option<std::path::PathBuf> {
+/// from `target`; `None` when `tree` is no such ancestor. The compile asks through
+/// [`AliasTrees`]; this is the definition its test holds it to.
+#[cfg(test)]
+fn alias_beneath(target: &std::path::Path, tree: &std::path::Path) -> Option<std::path::PathBuf> {
     if is_within(target, tree) {
         return None;
     }
@@ -603,6 +602,45 @@ pub(crate) fn alias_beneath(
         ancestor = dir.parent();
     }
     None
+}
+
+/// [`alias_beneath`] for many targets against the same trees: each tree's identity is looked
+/// up once, and each target's ancestors once, not once per tree. The compile asks it for
+/// every denial against every shared tree, hundreds of lookups a launch the other way.
+pub(crate) struct AliasTrees<'a> {
+    /// Each tree with its identity, `None` when it is no directory (it aliases nothing).
+    trees: Vec<(&'a std::path::Path, Option<Identity>)>,
+}
+
+impl<'a> AliasTrees<'a> {
+    pub(crate) fn new(trees: impl IntoIterator<Item = &'a std::path::Path>) -> AliasTrees<'a> {
+        let trees = trees
+            .into_iter()
+            .map(|tree| (tree, identity(tree).filter(|i| i.is_dir)))
+            .collect();
+        AliasTrees { trees }
+    }
+
+    /// What [`alias_beneath`] answers for `target` and each tree, in the trees' order, where
+    /// it answers something.
+    pub(crate) fn aliases(&self, target: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut ancestors: Vec<(&std::path::Path, Option<Identity>)> = Vec::new();
+        let mut found = Vec::new();
+        for (tree, tree_id) in &self.trees {
+            let Some(tree_id) = tree_id else { continue };
+            if is_within(target, tree) {
+                continue;
+            }
+            if ancestors.is_empty() {
+                ancestors = target.ancestors().map(|dir| (dir, identity(dir))).collect();
+            }
+            let matching = ancestors.iter().find(|(_, id)| *id == Some(*tree_id));
+            if let Some(rest) = matching.and_then(|(dir, _)| target.strip_prefix(dir).ok()) {
+                found.push(tree.join(rest));
+            }
+        }
+        found
+    }
 }
 
 /// The names in directory `path` (without `.` and `..`), read with raw `getdents64` into a
@@ -1141,6 +1179,82 @@ mod tests {
         // bit would have failed above.
         assert_ne!(seen, 0);
         assert_eq!(locked_mount_flags(c"/nonexistent-x"), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn alias_trees_agree_with_alias_beneath() {
+        // A host bind mount makes a directory reachable by two names; made in a child with
+        // its own user and mount namespaces, so it needs no privilege and leaves no mount.
+        let tmp = std::env::temp_dir().join(format!("sandbox-alias-{}", std::process::id()));
+        let (a, b, c) = (tmp.join("a"), tmp.join("b"), tmp.join("c"));
+        std::fs::create_dir_all(a.join("sub/deeper")).unwrap();
+        std::fs::write(a.join("sub/secret"), "x").unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("file"), "x").unwrap();
+        let c_path = |p: &std::path::Path| {
+            std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).unwrap()
+        };
+        let (src, dst) = (c_path(&a.join("sub")), c_path(&b));
+        // SAFETY: test-only fork; the child checks and `_exit`s.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: plain syscalls in the forked child.
+                let code = unsafe {
+                    if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+                        libc::_exit(77);
+                    }
+                    mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+                        .and_then(|()| mount(Some(&src), &dst, None, libc::MS_BIND, None))
+                        .map_or(78, |()| 0)
+                };
+                if code != 0 {
+                    // SAFETY: ends the child.
+                    unsafe { libc::_exit(code) };
+                }
+                let trees = [
+                    tmp.as_path(),
+                    a.as_path(),
+                    b.as_path(),
+                    c.as_path(),
+                    &c.join("file"),
+                ];
+                let targets = [
+                    a.join("sub/secret"),
+                    a.join("sub/deeper"),
+                    a.join("sub"),
+                    b.join("secret"),
+                    c.join("file"),
+                    tmp.join("missing"),
+                ];
+                let batched = AliasTrees::new(trees);
+                let mut seen = 0;
+                let mut ok = true;
+                for target in &targets {
+                    let one_by_one: Vec<_> = trees
+                        .iter()
+                        .filter_map(|t| alias_beneath(target, t))
+                        .collect();
+                    seen += one_by_one.len();
+                    ok &= batched.aliases(target) == one_by_one;
+                }
+                // a/sub/* is reachable beneath b, and b/secret beneath... no tree (a is
+                // textually above a/sub, b is the bind itself): aliases were found at all.
+                ok &= batched.aliases(&a.join("sub/secret")) == [b.join("secret")];
+                // SAFETY: ends the child.
+                unsafe { libc::_exit(if ok && seen > 0 { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                std::fs::remove_dir_all(&tmp).unwrap();
+                match libc::WEXITSTATUS(status) {
+                    77 | 78 => println!("skipped: user namespaces: cannot make a bind mount"),
+                    code => assert_eq!(code, 0, "batched and one-by-one aliases differ"),
+                }
+            }
+        }
     }
 
     #[test]

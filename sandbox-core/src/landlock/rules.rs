@@ -308,10 +308,12 @@ pub(super) fn host_rules(
     // box; in landlock mode any nested entry; the denials below) is carved out at that name
     // as well. A copy that lands on a grant's own path replaces that grant: both name one
     // directory, whose rules Landlock keeps per inode anyway.
+    // (A grant is never an alias of itself: `alias_beneath` skips a target within the tree.)
     let mut aliased: Vec<Entry> = Vec::new();
-    for x in entries.iter().filter(|x| x.write_only || landlock_mode) {
-        for grant in entries.iter().filter(|g| g.path != x.path) {
-            if let Some(alias) = crate::sys::alias_beneath(&x.path, &grant.path) {
+    if entries.iter().any(|x| x.write_only || landlock_mode) {
+        let grants = crate::sys::AliasTrees::new(entries.iter().map(|g| g.path.as_path()));
+        for x in entries.iter().filter(|x| x.write_only || landlock_mode) {
+            for alias in grants.aliases(&x.path) {
                 aliased.push(Entry {
                     path: alias,
                     ..x.clone()
@@ -321,13 +323,12 @@ pub(super) fn host_rules(
     }
     entries.retain(|e| !aliased.iter().any(|a| a.path == e.path));
     entries.extend(aliased);
+    let grants = crate::sys::AliasTrees::new(entries.iter().map(|g| g.path.as_path()));
     let mut denials: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for (path, real) in fs.deny.iter().zip(&real_denied) {
         denials.push((path, real.clone()));
-        for grant in &entries {
-            if let Some(alias) = crate::sys::alias_beneath(real, &grant.path) {
-                denials.push((path, alias));
-            }
+        for alias in grants.aliases(real) {
+            denials.push((path, alias));
         }
     }
     // Deny wins over a grant of the same path.
