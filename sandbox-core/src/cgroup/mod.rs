@@ -390,7 +390,9 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// The host's layout, probed once.
 fn layout() -> &'static Layout {
     LAYOUT.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        // One read where `read_to_string` made five, each generating the file afresh under
+        // the kernel's cgroup mutex (which the other launches' cgroup work also takes).
+        let text = fsio::read_text(Path::new("/proc/self/cgroup")).unwrap_or_default();
         host::decide(&host::Host {
             root: Path::new(ROOT),
             self_cgroup: &text,
@@ -476,17 +478,17 @@ fn sweep_once(layout: &Layout) {
         Layout::Unusable { .. } => Vec::new(),
     };
     for base in bases {
-        let Ok(entries) = std::fs::read_dir(&base) else {
+        // Raw getdents64: `read_dir`'s `opendir` would set up musl's heap for its `DIR`.
+        let Ok(names) = crate::sys::read_dir_names(&base) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
+        for name in names {
             let Some(pid) = stale_owner(&name.to_string_lossy()) else {
                 continue;
             };
             if crate::sys::pid_is_gone(pid) {
                 // Failure (still busy, not ours to remove) leaves it for a later sweep.
-                let _ = std::fs::remove_dir(entry.path());
+                let _ = std::fs::remove_dir(base.join(name));
             }
         }
     }
