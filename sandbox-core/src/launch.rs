@@ -257,8 +257,10 @@ pub(crate) fn compile(
     let _canonical = sys::CanonicalCache::start();
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
-    let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits))
-        .then(|| CgroupJob::start(&policy.limits, !namespaced));
+    let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits)).then(|| {
+        take_early_cgroup(&policy.limits, !namespaced)
+            .unwrap_or_else(|| CgroupJob::start(&policy.limits, !namespaced))
+    });
     refuse_grants_inside_denials(policy)?;
     let mounts = if namespaced {
         Some(mounts::prepare(policy, spec.console)?)
@@ -1148,6 +1150,53 @@ impl Drop for CgroupJob {
     }
 }
 
+/// A cgroup job started before the compile ([`start_early_cgroup`]), with what it was started
+/// for.
+struct EarlyCgroup {
+    limits: crate::policy::Limits,
+    no_pid_namespace: bool,
+    job: CgroupJob,
+}
+
+/// At most one early cgroup per process: the next launch's compile takes it.
+static EARLY_CGROUP: std::sync::Mutex<Option<EarlyCgroup>> = std::sync::Mutex::new(None);
+
+fn early_cgroup_slot() -> std::sync::MutexGuard<'static, Option<EarlyCgroup>> {
+    // A panic while the slot was held leaves nothing half-written in it.
+    EARLY_CGROUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the cgroup job for a launch with `limits` now, for the next compile to take
+/// ([`crate::Sandbox::start_cgroup_early`]). Without a memory, cpus or pids limit, nothing.
+pub(crate) fn start_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) {
+    if !cgroup::wanted(limits) {
+        return;
+    }
+    let early = EarlyCgroup {
+        limits: limits.clone(),
+        no_pid_namespace,
+        job: CgroupJob::start(limits, no_pid_namespace),
+    };
+    // One not taken yet is joined and its cgroup removed (outside the lock).
+    let replaced = early_cgroup_slot().replace(early);
+    drop(replaced);
+}
+
+/// The early job, when it was started for exactly these limits and mode; one started for
+/// others is joined and its cgroup removed.
+fn take_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) -> Option<CgroupJob> {
+    let early = early_cgroup_slot().take()?;
+    (early.limits == *limits && early.no_pid_namespace == no_pid_namespace).then_some(early.job)
+}
+
+/// Removes an early cgroup no launch took.
+pub(crate) fn discard_early_cgroup() {
+    let early = early_cgroup_slot().take();
+    drop(early);
+}
+
 /// The command, cloned by pid 1 sharing its memory: builds the mounts, then runs
 /// [`command_main`]; never returns (execs or exits).
 extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
@@ -1299,6 +1348,38 @@ unsafe fn command_main(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_early_cgroup_serves_only_the_limits_it_was_started_for() {
+        // A job without a thread (as when none could be spawned): the slot's bookkeeping only.
+        let put = |limits: &crate::policy::Limits, no_pid_namespace: bool| {
+            *early_cgroup_slot() = Some(EarlyCgroup {
+                limits: limits.clone(),
+                no_pid_namespace,
+                job: CgroupJob { thread: None },
+            });
+        };
+        let pids = |n: u64| crate::policy::Limits {
+            pids: Some(n),
+            ..crate::policy::Limits::default()
+        };
+        put(&pids(4), false);
+        assert!(take_early_cgroup(&pids(4), false).is_some());
+        assert!(early_cgroup_slot().is_none(), "taken once");
+        assert!(take_early_cgroup(&pids(4), false).is_none());
+        // Other limits or another isolation mode: not taken, and gone from the slot.
+        put(&pids(4), false);
+        assert!(take_early_cgroup(&pids(64), false).is_none());
+        assert!(early_cgroup_slot().is_none(), "a mismatched one is removed");
+        put(&pids(4), false);
+        assert!(take_early_cgroup(&pids(4), true).is_none());
+        put(&pids(4), false);
+        discard_early_cgroup();
+        assert!(early_cgroup_slot().is_none());
+        // No limit that needs a cgroup: nothing is started.
+        start_early_cgroup(&crate::policy::Limits::default(), false);
+        assert!(early_cgroup_slot().is_none());
+    }
 
     #[test]
     fn stale_private_tmp_dirs_of_dead_supervisors_go() {
