@@ -277,7 +277,7 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     let _early_cgroup = loaded
         .limits(&overrides)
         .ok()
-        .map(|(limits, isolation)| Sandbox::start_cgroup_early(&limits, isolation));
+        .and_then(|(limits, isolation)| Sandbox::start_cgroup_early(&limits, isolation));
     let env = Environment::from_process();
     sandbox_core::trace::stamp("environment");
     let policy = loaded.resolve(&overrides, &env)?;

@@ -46,15 +46,15 @@ impl Sandbox {
     /// limits before it has the whole policy resolved ([`crate::Policy::limits`] tells them
     /// right after loading): the cgroup's `mkdir`s and limit writes, ~0.3 ms on cgroup v1,
     /// then overlap the resolve and the compile instead of only the compile. Without a
-    /// memory, cpus or pids limit it does nothing. Dropping the returned guard removes a
-    /// cgroup no launch took.
+    /// memory, cpus or pids limit there is no cgroup to make: `None`. Dropping the returned
+    /// guard removes a cgroup no launch took.
     ///
     /// ```no_run
     /// use sandbox_core::{Environment, Overrides, Policy, Sandbox};
     /// let overrides = Overrides { memory: Some("1G".into()), ..Overrides::default() };
     /// let loaded = Policy::load("default")?;
     /// let (limits, isolation) = loaded.limits(&overrides)?;
-    /// let _early = Sandbox::start_cgroup_early(&limits, isolation);
+    /// let _early = Sandbox::start_cgroup_early(&limits, isolation); // Some: a memory limit
     /// let policy = loaded.resolve(&overrides, &Environment::from_process())?;
     /// let status = Sandbox::new(policy).command("make").status()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -62,9 +62,9 @@ impl Sandbox {
     pub fn start_cgroup_early(
         limits: &crate::policy::Limits,
         isolation: crate::policy::Isolation,
-    ) -> EarlyCgroupGuard {
-        launch::start_early_cgroup(limits, isolation == crate::policy::Isolation::Landlock);
-        EarlyCgroupGuard(())
+    ) -> Option<EarlyCgroupGuard> {
+        launch::start_early_cgroup(limits, isolation == crate::policy::Isolation::Landlock)
+            .then_some(EarlyCgroupGuard(()))
     }
 
     /// A sandbox that runs commands under `policy`.

@@ -1169,10 +1169,11 @@ fn early_cgroup_slot() -> std::sync::MutexGuard<'static, Option<EarlyCgroup>> {
 }
 
 /// Starts the cgroup job for a launch with `limits` now, for the next compile to take
-/// ([`crate::Sandbox::start_cgroup_early`]). Without a memory, cpus or pids limit, nothing.
-pub(crate) fn start_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) {
+/// ([`crate::Sandbox::start_cgroup_early`]). Without a memory, cpus or pids limit, nothing
+/// (`false`).
+pub(crate) fn start_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) -> bool {
     if !cgroup::wanted(limits) {
-        return;
+        return false;
     }
     let early = EarlyCgroup {
         limits: limits.clone(),
@@ -1182,6 +1183,7 @@ pub(crate) fn start_early_cgroup(limits: &crate::policy::Limits, no_pid_namespac
     // One not taken yet is joined and its cgroup removed (outside the lock).
     let replaced = early_cgroup_slot().replace(early);
     drop(replaced);
+    true
 }
 
 /// The early job, when it was started for exactly these limits and mode; one started for
@@ -1377,7 +1379,10 @@ mod tests {
         discard_early_cgroup();
         assert!(early_cgroup_slot().is_none());
         // No limit that needs a cgroup: nothing is started.
-        start_early_cgroup(&crate::policy::Limits::default(), false);
+        assert!(!start_early_cgroup(
+            &crate::policy::Limits::default(),
+            false
+        ));
         assert!(early_cgroup_slot().is_none());
     }
 
