@@ -98,9 +98,6 @@
 //! With ABI ≥ 6 the ruleset is always scoped: no signals to and no connections to abstract
 //! unix sockets of processes outside the sandbox's Landlock domain, even with `--net host`.
 
-// The launcher is not merged yet: until `launch.rs` calls `prepare`/`apply`, they are used
-// only by the tests.
-
 mod elf;
 mod rules;
 #[cfg(test)]
@@ -336,7 +333,7 @@ fn prepare_with_abi(
     // crate's `create` probes the ABI again and its `add_rule` `fstat`s every rule's fd to drop
     // directory rights from a file: the ABI is probed above, and `rules` gives a file only
     // file rights already (a path that turned into a file since then fails, with EINVAL). Eight
-    // syscalls fewer per launch in the parent, seven in the child.
+    // syscalls fewer per launch in the parent, six in the child.
     let scoped = if abi >= 6 {
         Scope::from_all(crate_abi).bits()
     } else {
