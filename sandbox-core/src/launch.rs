@@ -1087,9 +1087,11 @@ fn running_tasks(loadavg: &[u8]) -> Option<usize> {
 /// serialise on the kernel's cgroup mutex, so the thread is one). The thread is pinned away
 /// from our CPU at once (the scheduler would queue it behind us, as it does the command:
 /// [`CpuSpread`]); this thread spins briefly for the result. (Stale cgroups are swept once
-/// the command has started: [`cgroup::sweep_stale`].) The thread is always joined before the
+/// the command has started: [`cgroup::sweep_stale`].) The thread is joined before its launch's
 /// clone: in `finish`, or on drop when the compile fails first (its cgroup is then removed
-/// with its result).
+/// with its result). An early job ([`start_early_cgroup`]) that no launch takes may still run
+/// while an unrelated launch clones; that is safe for the same reason as any other thread of
+/// a library caller: the child side allocates nothing and takes no lock.
 struct CgroupJob {
     thread: Option<std::thread::JoinHandle<Result<cgroup::CgroupSetup>>>,
 }
