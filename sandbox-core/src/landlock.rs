@@ -413,11 +413,7 @@ fn prepare_with_abi(
 
 /// Open `path` with `O_PATH | O_CLOEXEC` (following symbolic links, as the rule should).
 fn open_path(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fd = crate::sys::open(&c, libc::O_PATH | libc::O_CLOEXEC, 0)?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open_path(path, libc::O_PATH, 0)
 }
 
 /// Child: add the rules for the child-side paths, then restrict the calling thread (this

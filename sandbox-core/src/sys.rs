@@ -643,22 +643,30 @@ impl<'a> AliasTrees<'a> {
     }
 }
 
+/// `path` opened with a raw `openat` and `O_CLOEXEC` (parent side: the C string is allocated
+/// here): musl's `open` follows an `O_CLOEXEC` open with an `fcntl(F_SETFD)` for kernels
+/// older than 2.6.23, and its `opendir` sets up musl's heap. A path with a NUL byte is EINVAL.
+pub(crate) fn open_path(
+    path: &std::path::Path,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = open(&c_path, flags | libc::O_CLOEXEC, mode)?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// The names in directory `path` (without `.` and `..`), read with raw `getdents64` into a
 /// stack buffer: `std::fs::read_dir` goes through `opendir`, whose `DIR` musl allocates with
 /// its own allocator, which on first use sets up its heap (`brk`, two `mmap`s, a `munmap`:
 /// six syscalls and three page faults for one listing).
 pub(crate) fn read_dir_names(path: &std::path::Path) -> io::Result<Vec<std::ffi::OsString>> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fd = open(
-        &c_path,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        0,
-    )?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    use std::os::unix::ffi::OsStringExt;
+    let fd = open_path(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     let mut names = Vec::new();
     let mut buf = [0u8; 2048];
     loop {

@@ -108,17 +108,7 @@ impl Policy {
     /// ```
     pub fn limits(&self, overrides: &Overrides) -> Result<(Limits, Isolation), PolicyError> {
         let env = Environment::default();
-        let resolver = Resolver {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| (&l.file, l.origin.to_string()))
-                .collect(),
-            overrides,
-            env: &env,
-            cwd: None,
-            cwd_override: None,
-        };
+        let resolver = Resolver::without_cwd(self, overrides, &env);
         Ok((resolver.limits()?, resolver.isolation()?))
     }
 }
@@ -139,24 +129,33 @@ impl<'a> Resolver<'a> {
         overrides: &'a Overrides,
         env: &'a Environment,
     ) -> Result<Self, PolicyError> {
-        let layers = policy
-            .layers
-            .iter()
-            .map(|l| (&l.file, l.origin.to_string()))
-            .collect();
-        let mut resolver = Resolver {
-            layers,
-            overrides,
-            env,
-            cwd: env.cwd.clone(),
-            cwd_override: None,
-        };
+        let mut resolver = Resolver::without_cwd(policy, overrides, env);
+        resolver.cwd = env.cwd.clone();
         if let Some(raw) = &overrides.cwd {
             let path = resolver.flag_path("--cwd", raw)?;
             resolver.cwd = Some(path.clone());
             resolver.cwd_override = Some(path);
         }
         Ok(resolver)
+    }
+
+    /// A resolver whose `${CWD}` is not set yet ([`Resolver::new`] sets it).
+    fn without_cwd(
+        policy: &'a Policy,
+        overrides: &'a Overrides,
+        env: &'a Environment,
+    ) -> Resolver<'a> {
+        Resolver {
+            layers: policy
+                .layers
+                .iter()
+                .map(|l| (&l.file, l.origin.to_string()))
+                .collect(),
+            overrides,
+            env,
+            cwd: None,
+            cwd_override: None,
+        }
     }
 
     fn vars(&self) -> Vars<'_> {
