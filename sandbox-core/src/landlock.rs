@@ -374,13 +374,7 @@ fn prepare_with_abi(
             key: "child path",
             path: path.clone(),
         })?;
-        let mut access = rights.child(*kind);
-        // A rule on a file (a device node in landlock isolation mode) may only carry file
-        // rights. Only device paths can be files: the others are directories of the sandbox.
-        if *kind == ChildAccess::Dev && std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
-            access &= rights.file;
-        }
-        child_rules.push((c, access));
+        child_rules.push((c, rights.child(*kind)));
     }
 
     let not_enforced: Vec<String> = gaps

@@ -296,8 +296,12 @@ pub(crate) fn compile(
             "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts",
         ] {
             let p = Path::new("/dev").join(dev);
-            if p.exists() {
-                child_paths.push((p, ChildAccess::Dev));
+            // A rule on a file may only carry file rights: `pts` is a directory, the rest
+            // are device nodes (`ptmx` may be a link to one).
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => child_paths.push((p, ChildAccess::Dev)),
+                Ok(_) => child_paths.push((p, ChildAccess::DevNode)),
+                Err(_) => {}
             }
         }
         if !policy.filesystem.tmpfs.is_empty() && create_cgroup {

@@ -17,8 +17,10 @@ pub(crate) enum ChildAccess {
     RootDir,
     /// The new `/proc`: read files and list directories.
     Proc,
-    /// The minimal `/dev`: read, write and ioctl the device nodes, list the directory.
+    /// The minimal `/dev` (a directory): read, write and ioctl the device nodes, list it.
     Dev,
+    /// A device node of the host's `/dev` (landlock isolation mode): `Dev`'s file rights.
+    DevNode,
     /// A fresh tmpfs (`/tmp`, `/dev/shm`, the policy's tmpfs paths): every right.
     ReadWrite,
 }
@@ -72,6 +74,8 @@ impl Rights {
                 make_bitflags!(AccessFs::{ReadFile | WriteFile | ReadDir | Truncate | IoctlDev})
                     & self.all
             }
+            // A rule on a file may only carry file rights.
+            ChildAccess::DevNode => self.child(ChildAccess::Dev) & self.file,
             ChildAccess::ReadWrite => self.read_write,
         }
     }

@@ -115,9 +115,12 @@ impl Environment {
     /// them by loading shared libraries, which a static build cannot do and which would add
     /// ~0.2 MB to every sandbox's supervisor. Set `HOME` and `USER` for such accounts.
     pub fn from_process() -> Environment {
-        let vars: HashMap<String, String> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
+        let caller = std::env::vars_os();
+        // Sized once: collecting from the filter would grow (and rehash) it several times.
+        let mut vars = HashMap::with_capacity(caller.size_hint().0);
+        vars.extend(
+            caller.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        );
         let uid = nix::unistd::getuid();
         let gid = nix::unistd::getgid().as_raw();
         let mut home = vars
