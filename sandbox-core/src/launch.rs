@@ -708,8 +708,7 @@ fn child_error(plan: &Plan, stage: u32, index: u32, errno: i32) -> Error {
             let path = plan
                 .mounts
                 .as_ref()
-                .and_then(|m| m.describe.get(index as usize))
-                .cloned()
+                .map(|m| m.describe(index as usize))
                 .unwrap_or_default();
             Error::Path {
                 key: "filesystem",

@@ -13,7 +13,7 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
@@ -105,14 +105,47 @@ pub(crate) enum MountOp {
     },
 }
 
-/// The compiled mount list plus a description of each step for error messages.
+/// The compiled mount list.
 #[derive(Debug)]
 pub(crate) struct MountPlan {
     pub(crate) ops: Vec<MountOp>,
-    /// For op `i`, the host-side path it concerns (for error messages).
-    pub(crate) describe: Vec<PathBuf>,
+    /// Where the new root is built (see [`MountPlan::describe`]).
+    pub(crate) staging: PathBuf,
     /// Paths that exist only inside the sandbox and need child-side Landlock rules.
     pub(crate) tmpfs_paths: Vec<PathBuf>,
+}
+
+impl MountPlan {
+    /// The path step `index` concerns, for an error message: where it lands in the sandbox
+    /// (for binds, also the host path they share), or the staging directory.
+    pub(crate) fn describe(&self, index: usize) -> PathBuf {
+        let path = match self.ops.get(index) {
+            Some(
+                MountOp::Tmpfs { target, .. }
+                | MountOp::Bind { target, .. }
+                | MountOp::Restrict { target, .. }
+                | MountOp::Proc { target }
+                | MountOp::Devpts { target }
+                | MountOp::RemountReadOnly { target, .. },
+            ) => target,
+            Some(
+                MountOp::Mkdir { path, .. }
+                | MountOp::ScratchDir { path }
+                | MountOp::MkFile { path }
+                | MountOp::Symlink { path, .. },
+            ) => path,
+            Some(MountOp::RemoveSetupDir { setup_dir, .. }) => setup_dir,
+            Some(MountOp::MakePrivate) => return PathBuf::from("/"),
+            Some(MountOp::SealMaskSources { .. } | MountOp::PivotRoot { .. }) | None => {
+                return self.staging.clone()
+            }
+        };
+        let path = Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+        match path.strip_prefix(&self.staging) {
+            Ok(inside) if !inside.as_os_str().is_empty() => Path::new("/").join(inside),
+            _ => path.to_path_buf(),
+        }
+    }
 }
 
 /// What a policy path turned out to be on the host.
@@ -136,11 +169,21 @@ fn staged(staging: &Path, p: &Path) -> PathBuf {
     staging.join(rel)
 }
 
-/// The depth of an absolute path (`/` = 0).
+/// [`staged`] as a C string, in one allocation: most steps name such a path.
+fn staged_c(staging: &Path, p: &Path) -> Result<CString> {
+    debug_assert!(p.is_absolute() && p != Path::new("/"), "{p:?}");
+    let (staging, p) = (staging.as_os_str().as_bytes(), p.as_os_str().as_bytes());
+    let mut bytes = Vec::with_capacity(staging.len() + p.len() + 1);
+    bytes.extend_from_slice(staging);
+    bytes.extend_from_slice(p);
+    CString::new(bytes).map_err(|_| Error::NulByte {
+        what: String::from_utf8_lossy(p).into_owned(),
+    })
+}
+
+/// The depth of a normalised absolute path (`/` = 0).
 fn depth(p: &Path) -> usize {
-    p.components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count()
+    sys::depth(p)
 }
 
 /// Top-level symlinks such as `/bin -> usr/bin` on merged-/usr hosts: reproduced as symlinks.
@@ -219,7 +262,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         );
     for (key, rule, writable) in entries {
         if let Some(link) = top_level_symlink(&rule.path) {
-            if !symlinks.iter().any(|(p, _)| p == &rule.path) {
+            if !symlinks.iter().any(|(p, _)| sys::same_path(p, &rule.path)) {
                 symlinks.push((rule.path.clone(), link));
             }
             continue;
@@ -238,7 +281,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             .map(|m| m.is_dir())
             .unwrap_or(false);
         // A later entry for the same path wins (read-write overrides read-only and vice versa).
-        visible.retain(|v| v.path != path);
+        visible.retain(|v| !sys::same_path(&v.path, &path));
         visible.push(Visible {
             path,
             writable,
@@ -249,7 +292,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     let sources: Vec<&Path> = visible.iter().map(|v| v.path.as_path()).collect();
     let staging = choose_staging(&sources)?;
     for t in &fs.tmpfs {
-        visible.retain(|v| &v.path != t);
+        visible.retain(|v| !sys::same_path(&v.path, t));
         visible.push(Visible {
             path: t.clone(),
             writable: true,
@@ -278,58 +321,34 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     let inside = |p: &Path| cstring(&setup_rel.join(p.strip_prefix(&mask_dir).unwrap_or(p)));
 
     let mut plan = MountPlan {
-        ops: Vec::new(),
-        describe: Vec::new(),
+        ops: Vec::with_capacity(64),
+        staging: staging.clone(),
         tmpfs_paths: Vec::new(),
     };
-    let push = |plan: &mut MountPlan, op: MountOp, about: &Path| {
-        plan.ops.push(op);
-        plan.describe.push(about.to_path_buf());
-    };
 
-    push(&mut plan, MountOp::MakePrivate, Path::new("/"));
-    push(
-        &mut plan,
-        MountOp::Tmpfs {
-            target: cstring(&staging)?,
-            flags: libc::MS_NOSUID | libc::MS_NODEV,
-            // No size limit of its own: /tmp and /dev/shm are directories of it (ScratchDir),
-            // and the rest is read-only once built. tmpfs's default applies (half of RAM).
-            data: c"mode=0755".to_owned(),
-        },
-        &staging,
-    );
-    push(
-        &mut plan,
-        MountOp::Mkdir {
-            path: cstring(&mask_dir)?,
-            mode: 0o700,
-        },
-        &mask_dir,
-    );
-    push(
-        &mut plan,
-        MountOp::MkFile {
-            path: cstring(&mask_file)?,
-        },
-        &mask_file,
-    );
-    push(
-        &mut plan,
-        MountOp::Mkdir {
-            path: cstring(&mask_subdir)?,
-            mode: 0o000,
-        },
-        &mask_subdir,
-    );
-    push(
-        &mut plan,
-        MountOp::Mkdir {
-            path: cstring(&old_root)?,
-            mode: 0o700,
-        },
-        &old_root,
-    );
+    plan.ops.push(MountOp::MakePrivate);
+    plan.ops.push(MountOp::Tmpfs {
+        target: cstring(&staging)?,
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        // No size limit of its own: /tmp and /dev/shm are directories of it (ScratchDir),
+        // and the rest is read-only once built. tmpfs's default applies (half of RAM).
+        data: c"mode=0755".to_owned(),
+    });
+    plan.ops.push(MountOp::Mkdir {
+        path: cstring(&mask_dir)?,
+        mode: 0o700,
+    });
+    plan.ops.push(MountOp::MkFile {
+        path: cstring(&mask_file)?,
+    });
+    plan.ops.push(MountOp::Mkdir {
+        path: cstring(&mask_subdir)?,
+        mode: 0o000,
+    });
+    plan.ops.push(MountOp::Mkdir {
+        path: cstring(&old_root)?,
+        mode: 0o700,
+    });
 
     // Directories created on tmpfs so far, and every mount made: (path, is a host bind).
     let mut created: Vec<PathBuf> = vec![PathBuf::from("/")];
@@ -346,33 +365,28 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         let mut acc = PathBuf::from("/");
         for comp in dir.components().skip(1) {
             acc.push(comp);
-            if created.contains(&acc) || host_backed(bound, &acc) {
+            if created.iter().any(|c| sys::same_path(c, &acc)) || host_backed(bound, &acc) {
                 continue;
             }
             plan.ops.push(MountOp::Mkdir {
-                path: cstring(&staged(staging, &acc))?,
+                path: staged_c(staging, &acc)?,
                 mode: 0o755,
             });
-            plan.describe.push(acc.clone());
             created.push(acc.clone());
         }
         Ok(())
     }
 
     for (path, link) in &symlinks {
-        push(
-            &mut plan,
-            MountOp::Symlink {
-                target: cstring(link)?,
-                path: cstring(&staged(&staging, path))?,
-            },
-            path,
-        );
+        plan.ops.push(MountOp::Symlink {
+            target: cstring(link)?,
+            path: staged_c(&staging, path)?,
+        });
         created.push(path.clone());
     }
 
     for v in &visible {
-        let target = staged(&staging, &v.path);
+        let target = staged_c(&staging, &v.path)?;
         if v.tmpfs {
             if under_bind(&bound, &v.path) {
                 if !v.path.is_dir() {
@@ -383,26 +397,16 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
                     });
                 }
                 // Over a host directory: a tmpfs of its own, so nothing of the host shows.
-                push(
-                    &mut plan,
-                    MountOp::Tmpfs {
-                        target: cstring(&target)?,
-                        flags: libc::MS_NOSUID | libc::MS_NODEV,
-                        data: c"mode=1777".to_owned(),
-                    },
-                    &v.path,
-                );
+                plan.ops.push(MountOp::Tmpfs {
+                    target,
+                    flags: libc::MS_NOSUID | libc::MS_NODEV,
+                    data: c"mode=1777".to_owned(),
+                });
             } else {
                 if let Some(parent) = v.path.parent() {
                     ensure_dirs(&mut plan, &staging, &mut created, &bound, parent)?;
                 }
-                push(
-                    &mut plan,
-                    MountOp::ScratchDir {
-                        path: cstring(&target)?,
-                    },
-                    &v.path,
-                );
+                plan.ops.push(MountOp::ScratchDir { path: target });
                 created.push(v.path.clone());
             }
             plan.tmpfs_paths.push(v.path.clone());
@@ -415,36 +419,28 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             }
             let op = if v.is_dir {
                 MountOp::Mkdir {
-                    path: cstring(&target)?,
+                    path: target.clone(),
                     mode: 0o755,
                 }
             } else {
                 MountOp::MkFile {
-                    path: cstring(&target)?,
+                    path: target.clone(),
                 }
             };
-            push(&mut plan, op, &v.path);
+            plan.ops.push(op);
             created.push(v.path.clone());
         }
-        push(
-            &mut plan,
-            MountOp::Bind {
-                source: cstring(&v.path)?,
-                target: cstring(&target)?,
-                optional: false,
-            },
-            &v.path,
-        );
+        plan.ops.push(MountOp::Bind {
+            source: cstring(&v.path)?,
+            target: target.clone(),
+            optional: false,
+        });
         // Even shared-writable trees are nosuid/nodev: a setuid file planted there gains nothing.
-        push(
-            &mut plan,
-            MountOp::Restrict {
-                target: cstring(&target)?,
-                writable: v.writable,
-                optional: false,
-            },
-            &v.path,
-        );
+        plan.ops.push(MountOp::Restrict {
+            target,
+            writable: v.writable,
+            optional: false,
+        });
         bound.push((v.path.clone(), true));
     }
 
@@ -458,36 +454,24 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         &bound,
         Path::new("/proc"),
     )?;
-    push(
-        &mut plan,
-        MountOp::Proc {
-            target: cstring(&proc_dir)?,
-        },
-        Path::new("/proc"),
-    );
+    plan.ops.push(MountOp::Proc {
+        target: cstring(&proc_dir)?,
+    });
     // An entry this kernel lacks (no CONFIG_MAGIC_SYSRQ, no CONFIG_PROC_KCORE, …) is skipped
     // in the child: its bind fails with ENOENT on the new procfs, which is what must be
     // covered (the host's /proc may be another mount), for about what a `stat` here costs.
     for name in PROC_READ_ONLY {
         let t = cstring(&proc_dir.join(name))?;
-        push(
-            &mut plan,
-            MountOp::Bind {
-                source: t.clone(),
-                target: t.clone(),
-                optional: true,
-            },
-            &Path::new("/proc").join(name),
-        );
-        push(
-            &mut plan,
-            MountOp::Restrict {
-                target: t,
-                writable: false,
-                optional: true,
-            },
-            &Path::new("/proc").join(name),
-        );
+        plan.ops.push(MountOp::Bind {
+            source: t.clone(),
+            target: t.clone(),
+            optional: true,
+        });
+        plan.ops.push(MountOp::Restrict {
+            target: t,
+            writable: false,
+            optional: true,
+        });
     }
     // The masks, bound while the new root's mount is sealed (see `mask_dir` above).
     let new_root = cstring(&staging)?;
@@ -495,7 +479,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         new_root: new_root.clone(),
         sealed,
     };
-    push(&mut plan, seal(true), &staging);
+    plan.ops.push(seal(true));
     // Denied paths that exist and are visible through a bind are covered: the empty read-only
     // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
     // Landlock, so no mount-point file is ever created on the host.
@@ -518,7 +502,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             .into_iter()
             .chain(aliases.iter().map(PathBuf::as_path))
         {
-            if masked.contains(&p) || !under_bind(&bound, p) {
+            if masked.iter().any(|m| sys::same_path(m, p)) || !under_bind(&bound, p) {
                 continue;
             }
             // What `p` itself is (not following a last link): the resolution of the
@@ -535,31 +519,25 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
                 },
             };
             masked.push(p);
-            let target = cstring(&staged(&staging, p))?;
+            let target = staged_c(&staging, p)?;
             let source = if is_dir { &mask_subdir } else { &mask_file };
-            let op = MountOp::Bind {
+            plan.ops.push(MountOp::Bind {
                 source: cstring(source)?,
-                target: target.clone(),
+                target,
                 optional: false,
-            };
-            push(&mut plan, op, p);
+            });
         }
     }
 
     for name in PROC_MASKED {
-        let target = cstring(&proc_dir.join(name))?;
-        push(
-            &mut plan,
-            MountOp::Bind {
-                source: cstring(&mask_file)?,
-                target: target.clone(),
-                optional: true,
-            },
-            &Path::new("/proc").join(name),
-        );
+        plan.ops.push(MountOp::Bind {
+            source: cstring(&mask_file)?,
+            target: cstring(&proc_dir.join(name))?,
+            optional: true,
+        });
     }
 
-    push(&mut plan, seal(false), &staging);
+    plan.ops.push(seal(false));
 
     // A minimal /dev: a directory of the new root (read-only with it at the end) with the
     // harmless host devices bound in; each bind keeps the host mount's flags, so the root's
@@ -572,79 +550,47 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         if !is_char {
             continue;
         }
-        push(
-            &mut plan,
-            MountOp::MkFile {
-                path: cstring(&dev.join(name))?,
-            },
-            &host,
-        );
-        push(
-            &mut plan,
-            MountOp::Bind {
-                source: cstring(&host)?,
-                target: cstring(&dev.join(name))?,
-                optional: false,
-            },
-            &host,
-        );
+        plan.ops.push(MountOp::MkFile {
+            path: cstring(&dev.join(name))?,
+        });
+        plan.ops.push(MountOp::Bind {
+            source: cstring(&host)?,
+            target: cstring(&dev.join(name))?,
+            optional: false,
+        });
     }
     // The command's own pseudo-terminal lives in the host's devpts; bound at /dev/console so
     // ttyname() finds it (the sandbox's /dev/pts is a fresh instance), as LXC does.
     if let Some(console) = console {
         let target = cstring(&dev.join("console"))?;
-        push(
-            &mut plan,
-            MountOp::MkFile {
-                path: target.clone(),
-            },
-            Path::new("/dev/console"),
-        );
-        push(
-            &mut plan,
-            MountOp::Bind {
-                source: cstring(console)?,
-                target,
-                optional: false,
-            },
-            console,
-        );
+        plan.ops.push(MountOp::MkFile {
+            path: target.clone(),
+        });
+        plan.ops.push(MountOp::Bind {
+            source: cstring(console)?,
+            target,
+            optional: false,
+        });
     }
     for (name, target) in DEV_LINKS {
-        push(
-            &mut plan,
-            MountOp::Symlink {
-                target: cstring(Path::new(target))?,
-                path: cstring(&dev.join(name))?,
-            },
-            &Path::new("/dev").join(name),
-        );
+        plan.ops.push(MountOp::Symlink {
+            target: cstring(Path::new(target))?,
+            path: cstring(&dev.join(name))?,
+        });
     }
-    push(
-        &mut plan,
-        MountOp::Mkdir {
-            path: cstring(&dev.join("pts"))?,
-            mode: 0o755,
-        },
-        Path::new("/dev/pts"),
-    );
-    push(
-        &mut plan,
-        MountOp::Devpts {
-            target: cstring(&dev.join("pts"))?,
-        },
-        Path::new("/dev/pts"),
-    );
+    plan.ops.push(MountOp::Mkdir {
+        path: cstring(&dev.join("pts"))?,
+        mode: 0o755,
+    });
+    plan.ops.push(MountOp::Devpts {
+        target: cstring(&dev.join("pts"))?,
+    });
     // Unless the policy's tmpfs paths made it already.
     let shm = Path::new("/dev/shm");
     if !plan.tmpfs_paths.iter().any(|t| t == shm) {
-        push(
-            &mut plan,
-            MountOp::ScratchDir {
-                path: cstring(&dev.join("shm"))?,
-            },
-            shm,
-        );
+        plan.ops.push(MountOp::ScratchDir {
+            path: cstring(&dev.join("shm"))?,
+        });
         plan.tmpfs_paths.push(shm.to_path_buf());
     }
 
@@ -654,32 +600,20 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         ensure_dirs(&mut plan, &staging, &mut created, &bound, cwd)?;
     }
 
-    push(
-        &mut plan,
-        MountOp::PivotRoot {
-            new_root: cstring(&staging)?,
-            put_old: cstring(&old_root)?,
-        },
-        &staging,
-    );
-    push(
-        &mut plan,
-        MountOp::RemoveSetupDir {
-            old_root: inside(&old_root)?,
-            mask_file: inside(&mask_file)?,
-            mask_subdir: inside(&mask_subdir)?,
-            setup_dir: cstring(setup_rel)?,
-        },
-        &mask_dir,
-    );
-    push(
-        &mut plan,
-        MountOp::RemountReadOnly {
-            target: c"/".to_owned(),
-            flags: libc::MS_NOSUID | libc::MS_NODEV,
-        },
-        Path::new("/"),
-    );
+    plan.ops.push(MountOp::PivotRoot {
+        new_root: cstring(&staging)?,
+        put_old: cstring(&old_root)?,
+    });
+    plan.ops.push(MountOp::RemoveSetupDir {
+        old_root: inside(&old_root)?,
+        mask_file: inside(&mask_file)?,
+        mask_subdir: inside(&mask_subdir)?,
+        setup_dir: cstring(setup_rel)?,
+    });
+    plan.ops.push(MountOp::RemountReadOnly {
+        target: c"/".to_owned(),
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+    });
     Ok(plan)
 }
 
@@ -876,4 +810,70 @@ unsafe fn apply_op(op: &MountOp) -> Result<(), Errno> {
 #[allow(dead_code)]
 pub(crate) fn owner(path: &Path) -> Option<(u32, u32)> {
     std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Environment, Overrides, Policy};
+
+    #[test]
+    fn each_step_is_described_by_the_path_it_concerns() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().canonicalize().unwrap().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        let env = Environment {
+            cwd: Some(project.clone()),
+            home: Some(dir.path().to_path_buf()),
+            uid: 1000,
+            gid: 1000,
+            user: Some("ada".into()),
+            ..Environment::default()
+        };
+        let policy = Policy::load("default")
+            .unwrap()
+            .resolve(&Overrides::default(), &env)
+            .unwrap();
+        let plan = prepare(&policy, None).unwrap();
+        let described: Vec<PathBuf> = (0..plan.ops.len()).map(|i| plan.describe(i)).collect();
+        let first = |pred: &dyn Fn(&MountOp) -> bool| {
+            let i = plan.ops.iter().position(pred).unwrap();
+            described[i].clone()
+        };
+        let bind_onto = |path: &Path| {
+            let target = staged(&plan.staging, path);
+            first(
+                &|op| matches!(op, MountOp::Bind { target: t, .. } if t.as_bytes() == target.as_os_str().as_bytes()),
+            )
+        };
+        assert_eq!(
+            first(&|op| matches!(op, MountOp::MakePrivate)),
+            Path::new("/")
+        );
+        assert_eq!(bind_onto(&project), project, "the workspace's bind");
+        assert_eq!(
+            bind_onto(Path::new("/proc/kcore")),
+            Path::new("/proc/kcore")
+        );
+        assert_eq!(
+            first(&|op| matches!(op, MountOp::Proc { .. })),
+            Path::new("/proc")
+        );
+        assert_eq!(
+            first(&|op| matches!(op, MountOp::PivotRoot { .. })),
+            plan.staging
+        );
+        assert_eq!(
+            first(&|op| matches!(op, MountOp::RemountReadOnly { .. })),
+            Path::new("/")
+        );
+        assert_eq!(plan.describe(plan.ops.len()), plan.staging, "out of range");
+        for (i, path) in described.iter().enumerate() {
+            assert!(path.is_absolute(), "step {i}: {path:?}");
+            assert!(
+                !sys::is_strictly_within(path, &plan.staging) || path == &plan.staging,
+                "step {i} names the staging directory's inside: {path:?}"
+            );
+        }
+    }
 }

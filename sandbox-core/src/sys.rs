@@ -566,6 +566,23 @@ pub(crate) fn is_within(path: &std::path::Path, dir: &std::path::Path) -> bool {
         && (path.len() == dir.len() || dir == b"/" || path.get(dir.len()) == Some(&b'/'))
 }
 
+/// Whether two normalised absolute paths (see [`is_within`]) are the same: their bytes are
+/// equal. `Path`'s `==` walks both paths' components whenever the bytes differ.
+pub(crate) fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    debug_assert!(is_normalised(a) && is_normalised(b), "{a:?} {b:?}");
+    a.as_os_str() == b.as_os_str()
+}
+
+/// The number of components of a normalised absolute path (`/` has none).
+pub(crate) fn depth(path: &std::path::Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    debug_assert!(is_normalised(path), "{path:?}");
+    match path.as_os_str().as_bytes() {
+        b"/" => 0,
+        bytes => bytes.iter().filter(|&&b| b == b'/').count(),
+    }
+}
+
 /// [`is_within`], and not `dir` itself.
 pub(crate) fn is_strictly_within(path: &std::path::Path, dir: &std::path::Path) -> bool {
     is_within(path, dir) && path.as_os_str().len() != dir.as_os_str().len()
