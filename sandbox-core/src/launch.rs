@@ -710,10 +710,21 @@ fn child_error(plan: &Plan, stage: u32, index: u32, errno: i32) -> Error {
                 .as_ref()
                 .map(|m| m.describe(index as usize))
                 .unwrap_or_default();
+            let shared = plan.mounts.as_ref().is_some_and(|m| {
+                matches!(
+                    m.ops.get(index as usize),
+                    Some(mounts::MountOp::Share { .. })
+                )
+            });
+            let reason = if shared && errno == libc::ESTALE {
+                "changed while the sandbox was being set up (replaced, or a component swapped for a link): it is not shared".to_owned()
+            } else {
+                format!("cannot be mounted in the sandbox (step {index}): {source}")
+            };
             Error::Path {
                 key: "filesystem",
                 path,
-                reason: format!("cannot be mounted in the sandbox (step {index}): {source}"),
+                reason,
             }
         }
         Some(Stage::Chdir) => Error::Path {

@@ -706,3 +706,21 @@ fn missing_required_path_is_an_error_naming_the_key() {
     p.filesystem.read_only = vec![optional("/nonexistent/x"), rule(&f)];
     assert_eq!(rules::host_rules(&input(&p), &rights).unwrap().len(), 1);
 }
+
+#[test]
+fn a_rule_whose_path_was_swapped_for_a_link_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let (tree, other) = (dir.join("tree"), dir.join("other"));
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let _cache = crate::sys::CanonicalCache::start();
+    // What the compile saw, then the fd opened for the rule: the same inode.
+    assert!(crate::sys::identity(&tree).is_some());
+    check_same_inode(&open_path(&tree).unwrap(), &tree).expect("unchanged");
+    // Swapped for a link after the compile looked: the fd now names another directory.
+    std::fs::rename(&tree, dir.join("tree.old")).unwrap();
+    std::os::unix::fs::symlink(&other, &tree).unwrap();
+    let err = check_same_inode(&open_path(&tree).unwrap(), &tree).unwrap_err();
+    assert!(err.to_string().contains("changed"), "{err}");
+}
