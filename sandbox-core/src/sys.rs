@@ -141,57 +141,6 @@ pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Resul
     .map(|fd| fd as RawFd)
 }
 
-/// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC)`: a
-/// detached copy of the mount tree at `path` (Linux 5.2), as an fd.
-pub(crate) fn open_tree_clone(path: &CStr) -> Result<RawFd, Errno> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
-    // SAFETY: a NUL-terminated path.
-    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    check(ret).map(|fd| fd as RawFd)
-}
-
-/// `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attach a detached tree
-/// from [`open_tree_clone`] at `target`.
-pub(crate) fn move_mount_to(tree: RawFd, target: &CStr) -> Result<(), Errno> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    // SAFETY: NUL-terminated paths.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    check(ret).map(drop)
-}
-
-/// `/proc/self/fd/<fd>` as a C string in `buf`, without allocating (for the child); `None`
-/// for a negative fd.
-pub(crate) fn fd_link(fd: libc::c_int, buf: &mut [u8; 32]) -> Option<&CStr> {
-    const PREFIX: &[u8] = b"/proc/self/fd/";
-    let mut n = u32::try_from(fd).ok()?;
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    for d in digits.iter_mut() {
-        *d = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let name = digits.get(..len)?.iter().rev();
-    for (slot, byte) in buf.iter_mut().zip(PREFIX.iter().chain(name).chain(&[0])) {
-        *slot = *byte;
-    }
-    CStr::from_bytes_until_nul(buf).ok()
-}
-
 /// `close_range(first, ~0, flags)`.
 pub(crate) fn close_range(first: u32, flags: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall on integers.
@@ -1256,21 +1205,6 @@ mod tests {
         // bit would have failed above.
         assert_ne!(seen, 0);
         assert_eq!(locked_mount_flags(c"/nonexistent-x"), Err(Errno::ENOENT));
-    }
-
-    #[test]
-    fn fd_link_names_the_fd() {
-        let mut buf = [0u8; 32];
-        for (fd, name) in [
-            (0, "/proc/self/fd/0"),
-            (7, "/proc/self/fd/7"),
-            (10, "/proc/self/fd/10"),
-            (1234567, "/proc/self/fd/1234567"),
-            (i32::MAX, "/proc/self/fd/2147483647"),
-        ] {
-            assert_eq!(fd_link(fd, &mut buf).unwrap().to_str().unwrap(), name);
-        }
-        assert_eq!(fd_link(-1, &mut buf), None);
     }
 
     #[test]
