@@ -345,26 +345,13 @@ fn prepare_with_abi(
         scoped,
     )
     .map_err(|e| LandlockError::CreateRuleset { source: e.into() })?;
-    // Without namespaces Landlock is the only filesystem layer: each rule's fd must be the
-    // inode the rules were worked out from (the compile's cached `stat`), not whatever a path
-    // component swapped for a link since then names. (With namespaces the mount plan checks
-    // the shared trees, and a rule on anything else reaches nothing mounted.)
-    let pinned = landlock_isolation(policy);
     for rule in &host_rules {
-        let fd = open_path(&rule.path).map_err(|source| LandlockError::Path {
+        let fd = open_rule_path(&rule.path, rule.real).map_err(|source| LandlockError::Path {
             key: rule.key,
             path: rule.path.clone(),
             step: "open",
             source,
         })?;
-        if pinned {
-            check_same_inode(&fd, &rule.path).map_err(|source| LandlockError::Path {
-                key: rule.key,
-                path: rule.path.clone(),
-                step: "use",
-                source,
-            })?;
-        }
         add_path_rule(ruleset.as_raw_fd(), fd.as_raw_fd(), rule.access.bits()).map_err(|e| {
             LandlockError::AddRule {
                 what: rule.path.display().to_string(),
@@ -418,28 +405,28 @@ fn prepare_with_abi(
     Ok((plan, status))
 }
 
-/// `Ok` if `fd` is the file the compile saw at `path` (device and inode of its cached `stat`).
-fn check_same_inode(fd: &OwnedFd, path: &Path) -> io::Result<()> {
-    let seen = crate::sys::identity(path).map(|i| i.id);
-    // SAFETY: plain data, all-zero is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: our fd and a stat buffer of ours.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    #[allow(clippy::unnecessary_cast)] // st_dev and st_ino are not u64 everywhere
-    if seen == Some((st.st_dev as u64, st.st_ino as u64)) {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "it changed while the sandbox was being set up (replaced, or a component swapped for a link)",
-        ))
-    }
-}
-
-/// Open `path` with `O_PATH | O_CLOEXEC` (following symbolic links, as the rule should).
+/// Open `path` with `O_PATH | O_CLOEXEC`, following symbolic links (the exec allowlist's
+/// paths, as the rule should).
 fn open_path(path: &Path) -> io::Result<OwnedFd> {
     crate::sys::open_path(path, libc::O_PATH, 0)
+}
+
+/// Open a rule's path: a real path refusing any symbolic link on the way (`openat2`'s
+/// `RESOLVE_NO_SYMLINKS`, Linux 5.6, older than any Landlock), so that a component swapped
+/// for a link after the compile resolved it fails the launch (`ELOOP`) instead of putting the
+/// rule on whatever the link names; other paths as [`open_path`].
+fn open_rule_path(path: &Path, real: bool) -> io::Result<OwnedFd> {
+    if !real {
+        return open_path(path);
+    }
+    match crate::sys::open_no_symlinks(path, libc::O_PATH) {
+        // A filter that predates openat2 (some container runtimes'): the plain open.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => open_path(path),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(io::Error::other(
+            "it changed while the sandbox was being set up (a component is a symbolic link now)",
+        )),
+        other => other,
+    }
 }
 
 /// Child: add the rules for the child-side paths, then restrict the calling thread (this

@@ -678,6 +678,35 @@ pub(crate) fn open_path(
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// [`open_path`] through `openat2` with `RESOLVE_NO_SYMLINKS`: `ELOOP` if any component of
+/// `path` is a symbolic link.
+pub(crate) fn open_no_symlinks(
+    path: &std::path::Path,
+    flags: libc::c_int,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain data, all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: a NUL-terminated path and an open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = check(fd).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The names in directory `path` (without `.` and `..`), read with raw `getdents64` into a
 /// stack buffer: `std::fs::read_dir` goes through `opendir`, whose `DIR` musl allocates with
 /// its own allocator, which on first use sets up its heap (`brk`, two `mmap`s, a `munmap`:

@@ -84,8 +84,12 @@ impl Rights {
 /// One rule on a host path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct HostRule {
-    /// The path (opened with `O_PATH`, following symbolic links).
+    /// The path, opened with `O_PATH`.
     pub path: PathBuf,
+    /// A real path (resolved by the compile, so free of symbolic links), opened refusing any:
+    /// a component swapped for a link since cannot put the rule on another tree. The exec
+    /// allowlist's paths are the policy's own and are followed.
+    pub real: bool,
     /// The rights beneath it.
     pub access: Fs,
     /// The policy key it comes from.
@@ -374,6 +378,7 @@ pub(super) fn host_rules(
                 path: e.path.clone(),
                 access,
                 key: e.key,
+                real: true,
             });
         } else {
             split(
@@ -435,6 +440,7 @@ fn split(
             path: dir.to_path_buf(),
             access: own,
             key,
+            real: true,
         });
     }
     let list_error = |source| LandlockError::Path {
@@ -470,7 +476,12 @@ fn split(
                 access & rights.file
             };
             if !access.is_empty() {
-                out.push(HostRule { path, access, key });
+                out.push(HostRule {
+                    path,
+                    access,
+                    key,
+                    real: true,
+                });
             }
         }
     }
@@ -505,6 +516,7 @@ fn exec_rules(exec: &[PathBuf], out: &mut Vec<HostRule>) -> Result<(), LandlockE
             path: path.clone(),
             access: AccessFs::Execute.into(),
             key,
+            real: false,
         });
     }
     if has_dir {
@@ -522,6 +534,7 @@ fn exec_rules(exec: &[PathBuf], out: &mut Vec<HostRule>) -> Result<(), LandlockE
                 path: interp,
                 access: AccessFs::Execute.into(),
                 key,
+                real: false,
             });
         }
     }

@@ -712,15 +712,18 @@ fn a_rule_whose_path_was_swapped_for_a_link_is_refused() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
     let (tree, other) = (dir.join("tree"), dir.join("other"));
-    std::fs::create_dir_all(&tree).unwrap();
-    std::fs::create_dir_all(&other).unwrap();
-    let _cache = crate::sys::CanonicalCache::start();
-    // What the compile saw, then the fd opened for the rule: the same inode.
-    assert!(crate::sys::identity(&tree).is_some());
-    check_same_inode(&open_path(&tree).unwrap(), &tree).expect("unchanged");
-    // Swapped for a link after the compile looked: the fd now names another directory.
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::create_dir_all(other.join("sub")).unwrap();
+    // As the compile resolved them: real paths open.
+    open_rule_path(&tree, true).expect("unchanged");
+    open_rule_path(&tree.join("sub"), true).expect("unchanged");
+    // Swapped for a link since: the rule's path, or a directory above it, now names another
+    // tree; refused, where following the link (the exec allowlist's way) reaches it.
     std::fs::rename(&tree, dir.join("tree.old")).unwrap();
     std::os::unix::fs::symlink(&other, &tree).unwrap();
-    let err = check_same_inode(&open_path(&tree).unwrap(), &tree).unwrap_err();
-    assert!(err.to_string().contains("changed"), "{err}");
+    for path in [tree.clone(), tree.join("sub")] {
+        let err = open_rule_path(&path, true).unwrap_err();
+        assert!(err.to_string().contains("changed"), "{path:?}: {err}");
+        open_rule_path(&path, false).expect("followed");
+    }
 }
