@@ -519,6 +519,20 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             .filter(|(_, bind)| *bind)
             .map(|(tree, _)| tree.as_path()),
     );
+    // A masked path is a mount point, which cannot be renamed or removed. The directories
+    // between a read-write tree and a masked path in it are made mount points too (each bound
+    // onto itself), or the command could rename one and a later launch with the same policy
+    // would find the denied path under the new name, unmasked. (A rename from one of them to
+    // elsewhere then fails with EXDEV, which `mv` handles by copying.)
+    let writable_tree = |p: &Path| {
+        visible
+            .iter()
+            .filter(|v| !v.tmpfs && sys::is_within(p, &v.path))
+            .max_by_key(|v| depth(&v.path))
+            .filter(|v| v.writable)
+            .map(|v| v.path.as_path())
+    };
+    let mut pinned: Vec<PathBuf> = Vec::new();
     for denied in &fs.deny {
         let Ok(real) = crate::sys::canonicalize(denied) else {
             continue;
@@ -549,6 +563,28 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
                 },
             };
             masked.push(p);
+            // Real paths only: the policy's own name may run through a link.
+            let is_real = !sys::same_path(p, denied) || sys::same_path(denied, &real);
+            if let Some(tree) = writable_tree(p).filter(|_| is_real) {
+                let between: Vec<&Path> = p
+                    .ancestors()
+                    .skip(1)
+                    .take_while(|a| sys::is_strictly_within(a, tree))
+                    .collect();
+                // Outermost first: each bind copies what is mounted beneath it already.
+                for dir in between.into_iter().rev() {
+                    if pinned.iter().any(|x| sys::same_path(x, dir)) {
+                        continue;
+                    }
+                    let target = staged_c(&staging, dir)?;
+                    plan.ops.push(MountOp::Bind {
+                        source: target.clone(),
+                        target,
+                        optional: false,
+                    });
+                    pinned.push(dir.to_path_buf());
+                }
+            }
             let target = staged_c(&staging, p)?;
             let source = if is_dir { &mask_subdir } else { &mask_file };
             plan.ops.push(MountOp::Bind {

@@ -30,6 +30,16 @@ pub fn register(_ctx: &Ctx, t: &mut Vec<Test>) {
         denied_paths_in_rw_tree,
     ));
     t.push(Test::new(
+        "core::denied_path_parents_cannot_move",
+        &[Userns],
+        denied_path_parents_cannot_move,
+    ));
+    t.push(Test::new(
+        "core::denied_path_parents_cannot_move_landlock",
+        &[LandlockAbi(1)],
+        denied_path_parents_cannot_move_landlock,
+    ));
+    t.push(Test::new(
         "core::missing_denied_path_leaves_nothing",
         &[Userns],
         missing_denied_path_leaves_nothing,
@@ -228,6 +238,74 @@ fn denied_paths_in_rw_tree(ctx: &Ctx) -> Result<(), Failed> {
     check(
         std::fs::read_to_string(ws.join(".env")).unwrap_or_default() == "API_KEY=hunter2",
         ".env changed on the host",
+    )?;
+    Ok(())
+}
+
+fn denied_path_parents_cannot_move(ctx: &Ctx) -> Result<(), Failed> {
+    // Renaming a denied file's parent would move the file to a name the next launch does not
+    // deny: the directories between the shared tree and the denied path are pinned.
+    let ws = ctx.workspace();
+    for dir in ["cfg/sub", "other"] {
+        let _ = std::fs::create_dir_all(ws.join(dir));
+    }
+    write(&ws.join("cfg/sub/key"), "PRIVATE");
+    let deny = ["--deny", "cfg/sub/key"];
+    let script = "mv cfg moved; mv cfg/sub cfg/moved; mv other other2 && echo control-renamed; \
+                  cat moved/sub/key cfg/moved/key";
+    let args: Vec<&str> = deny
+        .iter()
+        .copied()
+        .chain(["--", "sh", "-c", script])
+        .collect();
+    ctx.run(&ws, &args)
+        .stdout_has("control-renamed")?
+        .stdout_lacks("PRIVATE")?;
+    check(
+        ws.join("cfg/sub/key").exists(),
+        "the denied file moved on the host",
+    )?;
+    check(
+        !ws.join("moved").exists() && !ws.join("cfg/moved").exists(),
+        "a parent of the denied file was renamed",
+    )?;
+    check(
+        ws.join("other2").exists(),
+        "the control directory was not renamed",
+    )?;
+    // The next launch with the same policy still hides it.
+    let read: Vec<&str> = deny
+        .iter()
+        .copied()
+        .chain(["--", "cat", "cfg/sub/key"])
+        .collect();
+    ctx.run(&ws, &read).failed()?.stdout_lacks("PRIVATE")?;
+    Ok(())
+}
+
+fn denied_path_parents_cannot_move_landlock(ctx: &Ctx) -> Result<(), Failed> {
+    // The same without namespaces: the directories above a denied file lose RemoveDir.
+    let ws = ctx.workspace();
+    let _ = std::fs::create_dir_all(ws.join("cfg/sub"));
+    write(&ws.join("cfg/sub/key"), "PRIVATE");
+    write(&ws.join("ok.txt"), "fine");
+    let deny = ["--isolation", "landlock", "--deny", "cfg/sub/key"];
+    let script = "cat ok.txt; mv cfg moved; mv cfg/sub cfg/moved; cat moved/sub/key cfg/moved/key";
+    let args: Vec<&str> = deny
+        .iter()
+        .copied()
+        .chain(["--", "sh", "-c", script])
+        .collect();
+    ctx.run(&ws, &args)
+        .stdout_has("fine")?
+        .stdout_lacks("PRIVATE")?;
+    check(
+        ws.join("cfg/sub/key").exists(),
+        "the denied file moved on the host",
+    )?;
+    check(
+        !ws.join("moved").exists() && !ws.join("cfg/moved").exists(),
+        "a parent of the denied file was renamed",
     )?;
     Ok(())
 }

@@ -417,6 +417,11 @@ fn strictly_beneath(path: &Path, dir: &Path) -> bool {
 fn leak(c: &Entry, rights: &Rights) -> Fs {
     match c.kind {
         None => rights.all & !MAKE,
+        // No RemoveDir either above a denied file: renaming a directory on the way would move
+        // the file to a name a later launch does not deny.
+        Some(Kind::File) if c.deny => {
+            rights.all & !rights.file & !AccessFs::RemoveFile & !AccessFs::RemoveDir
+        }
         Some(Kind::File) => c.access | (rights.all & !rights.file & !AccessFs::RemoveFile),
         Some(Kind::Dir) => c.access,
     }
