@@ -449,7 +449,7 @@ fn sigkill_leaves_nothing(ctx: &Ctx) -> Result<(), Failed> {
         .spawn()?;
     let cli = child.id();
     // Control: the processes and the launch cgroup exist while the sandbox runs.
-    let seen = wait_for(Duration::from_secs(10), || {
+    let seen = wait_for(Duration::from_secs(60), || {
         processes_with_marker(&m).len() >= 2
     });
     check(seen, "the daemon and the sleep never ran")?;
@@ -459,7 +459,7 @@ fn sigkill_leaves_nothing(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     child.kill()?;
     let _ = child.wait();
-    let gone = wait_for(Duration::from_secs(3), || {
+    let gone = wait_for(Duration::from_secs(30), || {
         processes_with_marker(&m).is_empty()
     });
     check(
@@ -692,7 +692,7 @@ fn no_leftovers(ctx: &Ctx) -> Result<(), Failed> {
     // moment at which we are back to where we started.
     let mut fds_after = usize::MAX;
     let mut zombies = Vec::new();
-    let settled = wait_for(Duration::from_secs(5), || {
+    let settled = wait_for(Duration::from_secs(30), || {
         fds_after = fd_count();
         zombies = my_zombies();
         fds_after <= fds_before && zombies.is_empty()
