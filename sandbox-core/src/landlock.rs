@@ -105,7 +105,7 @@ mod tests;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -447,9 +447,8 @@ pub(crate) unsafe fn apply(plan: &mut LandlockPlan) -> Result<(), nix::errno::Er
         return Ok(());
     };
     for (path, access) in &plan.child_rules {
-        let fd = crate::sys::open(path, libc::O_PATH | libc::O_CLOEXEC, 0)?;
-        // SAFETY: `fd` was just opened and is owned by nobody else; dropping it closes it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Dropping it closes it.
+        let fd = crate::sys::owned_fd(crate::sys::open(path, libc::O_PATH | libc::O_CLOEXEC, 0)?);
         add_path_rule(ruleset.as_raw_fd(), fd.as_raw_fd(), access.bits())?;
     }
     // SAFETY: plain prctl on integers.
@@ -484,9 +483,8 @@ fn create_ruleset(fs: u64, net: u64, scoped: u64) -> Result<OwnedFd, nix::errno:
             0u32,
         )
     };
-    let fd = crate::sys::check(fd)?;
-    // SAFETY: the kernel just returned this fd to us (an fd fits in an int).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // An fd fits in an int.
+    Ok(crate::sys::owned_fd(crate::sys::check(fd)? as RawFd))
 }
 
 /// `landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH)`: `access` beneath the file `parent` is

@@ -195,14 +195,9 @@ fn staged_c(staging: &Path, p: &Path) -> Result<CString> {
     })
 }
 
-/// The depth of a normalised absolute path (`/` = 0).
-fn depth(p: &Path) -> usize {
-    sys::depth(p)
-}
-
 /// Top-level symlinks such as `/bin -> usr/bin` on merged-/usr hosts: reproduced as symlinks.
 fn top_level_symlink(path: &Path) -> Option<PathBuf> {
-    if depth(path) != 1 {
+    if sys::depth(path) != 1 {
         return None;
     }
     crate::sys::read_link(path).ok().flatten()
@@ -244,14 +239,26 @@ fn resolve_entry(key: &'static str, rule: &PathRule) -> Result<Option<PathBuf>> 
     }
 }
 
-/// Whether `p` is backed by the host: the deepest mount containing it is a bind (not a tmpfs
-/// and not the empty root).
-fn host_backed(mounts: &[(PathBuf, bool)], p: &Path) -> bool {
+/// A mount the plan makes on the new root for a policy path.
+struct Mounted {
+    path: PathBuf,
+    /// A bind of the host's path (else a directory of the root's tmpfs, or a tmpfs).
+    host: bool,
+    writable: bool,
+}
+
+/// The deepest mount of `mounts` containing `p`.
+fn deepest_mount<'a>(mounts: &'a [Mounted], p: &Path) -> Option<&'a Mounted> {
     mounts
         .iter()
-        .filter(|(m, _)| crate::sys::is_within(p, m))
-        .max_by_key(|(m, _)| depth(m))
-        .is_some_and(|(_, bind)| *bind)
+        .filter(|m| sys::is_within(p, &m.path))
+        .max_by_key(|m| sys::depth(&m.path))
+}
+
+/// Whether `p` is backed by the host: the deepest mount containing it is a bind (not a tmpfs
+/// and not the empty root).
+fn host_backed(mounts: &[Mounted], p: &Path) -> bool {
+    deepest_mount(mounts, p).is_some_and(|m| m.host)
 }
 
 /// Parent: compile the mount plan of `policy`.
@@ -323,7 +330,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     }
     // Parents before children, so nested binds and tmpfs land on top of what contains them
     // (a workspace under /tmp stays visible over the fresh /tmp).
-    visible.sort_by_key(|v| depth(&v.path));
+    visible.sort_by_key(|v| sys::depth(&v.path));
 
     let cwd = &policy.process.cwd;
 
@@ -371,16 +378,15 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
         mode: 0o700,
     });
 
-    // Directories created on tmpfs so far, and every mount made: (path, is a host bind).
+    // Directories created on tmpfs so far, and every mount made.
     let mut created: Vec<PathBuf> = vec![PathBuf::from("/")];
-    let mut bound: Vec<(PathBuf, bool)> = Vec::new();
-    let under_bind = |bound: &[(PathBuf, bool)], p: &Path| host_backed(bound, p);
+    let mut bound: Vec<Mounted> = Vec::new();
 
     fn ensure_dirs(
         plan: &mut MountPlan,
         staging: &Path,
         created: &mut Vec<PathBuf>,
-        bound: &[(PathBuf, bool)],
+        bound: &[Mounted],
         dir: &Path,
     ) -> Result<()> {
         let mut acc = PathBuf::from("/");
@@ -409,7 +415,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     for v in &visible {
         let target = staged_c(&staging, &v.path)?;
         if v.tmpfs {
-            if under_bind(&bound, &v.path) {
+            if host_backed(&bound, &v.path) {
                 if !v.path.is_dir() {
                     return Err(Error::Path {
                         key: "filesystem.tmpfs",
@@ -431,10 +437,14 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
                 created.push(v.path.clone());
             }
             plan.tmpfs_paths.push(v.path.clone());
-            bound.push((v.path.clone(), false));
+            bound.push(Mounted {
+                path: v.path.clone(),
+                host: false,
+                writable: true,
+            });
             continue;
         }
-        if !under_bind(&bound, &v.path) {
+        if !host_backed(&bound, &v.path) {
             if let Some(parent) = v.path.parent() {
                 ensure_dirs(&mut plan, &staging, &mut created, &bound, parent)?;
             }
@@ -471,7 +481,11 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             writable: v.writable,
             optional: false,
         });
-        bound.push((v.path.clone(), true));
+        bound.push(Mounted {
+            path: v.path.clone(),
+            host: true,
+            writable: v.writable,
+        });
     }
 
     // /proc of the new pid namespace, mounted while the old root is still attached (the kernel
@@ -513,24 +527,17 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
     // Denied paths that exist and are visible through a bind are covered: the empty read-only
     // mask directory over a directory, the empty mask file over anything else. Missing ones are left to
     // Landlock, so no mount-point file is ever created on the host.
-    let shared_trees = crate::sys::AliasTrees::new(
-        bound
-            .iter()
-            .filter(|(_, bind)| *bind)
-            .map(|(tree, _)| tree.as_path()),
-    );
+    let shared_trees =
+        crate::sys::AliasTrees::new(bound.iter().filter(|m| m.host).map(|m| m.path.as_path()));
     // A masked path is a mount point, which cannot be renamed or removed. The directories
     // between a read-write tree and a masked path in it are made mount points too (each bound
     // onto itself), or the command could rename one and a later launch with the same policy
     // would find the denied path under the new name, unmasked. (A rename from one of them to
     // elsewhere then fails with EXDEV, which `mv` handles by copying.)
     let writable_tree = |p: &Path| {
-        visible
-            .iter()
-            .filter(|v| !v.tmpfs && sys::is_within(p, &v.path))
-            .max_by_key(|v| depth(&v.path))
-            .filter(|v| v.writable)
-            .map(|v| v.path.as_path())
+        deepest_mount(&bound, p)
+            .filter(|m| m.host && m.writable)
+            .map(|m| m.path.as_path())
     };
     let mut pinned: Vec<PathBuf> = Vec::new();
     for denied in &fs.deny {
@@ -546,7 +553,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
             .into_iter()
             .chain(aliases.iter().map(PathBuf::as_path))
         {
-            if masked.iter().any(|m| sys::same_path(m, p)) || !under_bind(&bound, p) {
+            if masked.iter().any(|m| sys::same_path(m, p)) || !host_backed(&bound, p) {
                 continue;
             }
             // What `p` itself is (not following a last link): the resolution of the
@@ -662,7 +669,7 @@ pub(crate) fn prepare(policy: &ResolvedPolicy, console: Option<&Path>) -> Result
 
     // The working directory must exist in the view; a missing one is created on the tmpfs
     // (never on the host) only if it is outside every bind.
-    if !under_bind(&bound, cwd) {
+    if !host_backed(&bound, cwd) {
         ensure_dirs(&mut plan, &staging, &mut created, &bound, cwd)?;
     }
 

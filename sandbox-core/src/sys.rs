@@ -669,13 +669,22 @@ pub(crate) fn open_path(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
+    let fd = open(&path_cstring(path)?, flags | libc::O_CLOEXEC, mode)?;
+    Ok(owned_fd(fd))
+}
+
+/// `path` as a C string for the parent's raw opens; a NUL byte in it is EINVAL.
+fn path_cstring(path: &std::path::Path) -> io::Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fd = open(&c_path, flags | libc::O_CLOEXEC, mode)?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// An fd the kernel just returned, owned (no allocation: usable in the child).
+pub(crate) fn owned_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just opened `fd` for us; nobody else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
 /// [`open_path`] through `openat2` with `RESOLVE_NO_SYMLINKS`: `ELOOP` if any component of
@@ -684,10 +693,7 @@ pub(crate) fn open_no_symlinks(
     path: &std::path::Path,
     flags: libc::c_int,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c_path = path_cstring(path)?;
     // SAFETY: plain data, all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -703,8 +709,7 @@ pub(crate) fn open_no_symlinks(
         )
     };
     let fd = check(fd).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(owned_fd(fd as RawFd))
 }
 
 /// The names in directory `path` (without `.` and `..`), read with raw `getdents64` into a
