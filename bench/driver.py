@@ -17,6 +17,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -392,7 +393,7 @@ def peak_rss(sp, c, runs):
 def seccomp_overhead(sp, contenders, loops, runs):
     """Wall time of a syscall-heavy perl loop inside each contender, alternating."""
     if not os.access("/usr/bin/perl", os.X_OK):
-        return None, "/usr/bin/perl not found"
+        return None, [], "/usr/bin/perl not found"
     loop = PERL_LOOP.format(n=loops)
     runs_of = [(c.name, c.argv(["/usr/bin/perl", "-e", loop]))
                for c in contenders if c.status == "ok"]
@@ -403,12 +404,25 @@ def seccomp_overhead(sp, contenders, loops, runs):
         floor = PERL_TRIVIAL_FILTER.format(prctl=nrs[0], seccomp=nrs[1]) + loop
         runs_of.append((FLOOR_ROW, none.argv(["/usr/bin/perl", "-e", floor])))
     res = {name: [] for name, _ in runs_of}
+    rounds = []  # per round: {name: ns} of the contenders that ran cleanly
     for i in range(runs + 1):  # first round is warm-up
+        this = {}
         for name, argv in (runs_of if i % 2 == 0 else list(reversed(runs_of))):
             ns, code = sp.run(argv)
             if i > 0 and code == 0:
                 res[name].append(ns)
-    return {k: summarize(v) for k, v in res.items() if v}, ""
+                this[name] = ns
+        if i > 0:
+            rounds.append(this)
+    return {k: summarize(v) for k, v in res.items() if v}, rounds, ""
+
+
+def paired_ratio(rounds, a, b):
+    """Median over rounds of a's time / b's time in the same round: each round runs every
+    contender once, back to back, so the VM's drift between rounds (±5% within a minute here)
+    cancels, which a ratio of two medians taken over the whole run does not."""
+    xs = sorted(r[a] / r[b] for r in rounds if a in r and b in r)
+    return statistics.median(xs) if xs else None
 
 
 FLOOR_ROW = "seccomp=none + 1-insn"
@@ -585,7 +599,7 @@ def main():
                     "(unshare/bwrap variants) for the README's cost breakdown")
     ap.add_argument("--only", metavar="REGEX", help="only contenders whose name matches")
     ap.add_argument("--throughput-n", type=int, default=500)
-    ap.add_argument("--perl-loops", type=int, default=200000)
+    ap.add_argument("--perl-loops", type=int, default=100000)
     ap.add_argument("--idle-rounds", type=int, default=6, help="launches after an idle pause "
                     "per contender (0 = skip; skipped with --quick)")
     ap.add_argument("--idle-s", type=float, default=1.0)
@@ -715,20 +729,22 @@ def main():
             print("note: the default policy runs without a seccomp filter in this build "
                   f"({p.stdout.decode(errors='replace').strip() or 'no Seccomp line'}); "
                   "the ratio below is noise and the target is skipped")
-    sec, why = seccomp_overhead(sp, sc, args.perl_loops, 3 if args.quick else 7)
+    sec, rounds, why = seccomp_overhead(sp, sc, args.perl_loops, 3 if args.quick else 15)
     if sec is None:
         print(f"skipped: {why}")
     else:
         for n, s in sec.items():
             print(f"{n:<22} {s['median_ms']:8.1f} ms  (p10–p90 {s['p10_ms']:.1f}–"
                   f"{s['p90_ms']:.1f})")
-        if "sandbox" in sec and "sandbox seccomp=none" in sec:
-            r = sec["sandbox"]["median_ms"] / sec["sandbox seccomp=none"]["median_ms"]
-            print(f"seccomp overhead: default / profile=none = {r:.3f}")
+        none = "sandbox seccomp=none"
+        r = paired_ratio(rounds, "sandbox", none)
+        if r is not None:
+            print(f"seccomp overhead: default / profile=none = {r:.3f} (median of "
+                  f"{len(rounds)} rounds' ratios)")
             report["seccomp_ratio"] = r
-            if FLOOR_ROW in sec:
-                f = sec[FLOOR_ROW]["median_ms"] / sec["sandbox seccomp=none"]["median_ms"]
-                d = sec["sandbox"]["median_ms"] / sec[FLOOR_ROW]["median_ms"]
+            f = paired_ratio(rounds, FLOOR_ROW, none)
+            d = paired_ratio(rounds, "sandbox", FLOOR_ROW)
+            if f is not None and d is not None:
                 print(f"floor: a one-instruction allow-all filter / profile=none = {f:.3f}; "
                       f"default / one-instruction = {d:.3f} (what our filter itself adds)")
                 report["seccomp_floor_ratio"] = f
