@@ -271,13 +271,6 @@ fn run_command(args: Box<RunArgs>) -> Result<i32, Error> {
     sandbox_core::trace::stamp("cli-parsed");
     let loaded = Policy::load(&args.policy)?;
     sandbox_core::trace::stamp("policy-loaded");
-    // The limits are known now: the cgroup (if any) is made on another CPU from here, while
-    // the rest of the policy resolves and compiles. An invalid limit is reported by the
-    // resolve below.
-    let _early_cgroup = loaded
-        .limits(&overrides)
-        .ok()
-        .and_then(|(limits, isolation)| Sandbox::start_cgroup_early(&limits, isolation));
     let env = Environment::from_process();
     sandbox_core::trace::stamp("environment");
     let policy = loaded.resolve(&overrides, &env)?;

@@ -27,46 +27,7 @@ pub struct Sandbox {
     policy: Arc<ResolvedPolicy>,
 }
 
-/// Returned by [`Sandbox::start_cgroup_early`]: dropping it removes the early cgroup if no
-/// launch took it.
-#[must_use = "dropping the guard removes the early cgroup"]
-#[derive(Debug)]
-pub struct EarlyCgroupGuard(());
-
-impl Drop for EarlyCgroupGuard {
-    fn drop(&mut self) {
-        launch::discard_early_cgroup();
-    }
-}
-
 impl Sandbox {
-    /// Starts making the cgroup for a launch with `limits` and `isolation` now, on another
-    /// CPU, for the next launch of this process whose resolved policy asks for exactly these
-    /// (a launch with other limits removes it and makes its own). For a caller that knows the
-    /// limits before it has the whole policy resolved ([`crate::Policy::limits`] tells them
-    /// right after loading): the cgroup's `mkdir`s and limit writes, ~0.3 ms on cgroup v1,
-    /// then overlap the resolve and the compile instead of only the compile. Without a
-    /// memory, cpus or pids limit there is no cgroup to make: `None`. Dropping the returned
-    /// guard removes a cgroup no launch took.
-    ///
-    /// ```no_run
-    /// use sandbox_core::{Environment, Overrides, Policy, Sandbox};
-    /// let overrides = Overrides { memory: Some("1G".into()), ..Overrides::default() };
-    /// let loaded = Policy::load("default")?;
-    /// let (limits, isolation) = loaded.limits(&overrides)?;
-    /// let _early = Sandbox::start_cgroup_early(&limits, isolation); // Some: a memory limit
-    /// let policy = loaded.resolve(&overrides, &Environment::from_process())?;
-    /// let status = Sandbox::new(policy).command("make").status()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn start_cgroup_early(
-        limits: &crate::policy::Limits,
-        isolation: crate::policy::Isolation,
-    ) -> Option<EarlyCgroupGuard> {
-        launch::start_early_cgroup(limits, isolation == crate::policy::Isolation::Landlock)
-            .then_some(EarlyCgroupGuard(()))
-    }
-
     /// A sandbox that runs commands under `policy`.
     pub fn new(policy: ResolvedPolicy) -> Sandbox {
         Sandbox {

@@ -257,10 +257,6 @@ pub(crate) fn compile(
     let _canonical = sys::CanonicalCache::start();
     let (ns_flags, ids) = namespaces::prepare(policy);
     let namespaced = policy.isolation == Isolation::Namespaces;
-    let cgroup_job = (create_cgroup && cgroup::wanted(&policy.limits)).then(|| {
-        take_early_cgroup(&policy.limits, !namespaced)
-            .unwrap_or_else(|| CgroupJob::start(&policy.limits, !namespaced))
-    });
     refuse_grants_inside_denials(policy)?;
     let mounts = if namespaced {
         Some(mounts::prepare(policy, spec.console)?)
@@ -332,10 +328,13 @@ pub(crate) fn compile(
     stamp("compiled-seccomp");
     let capabilities =
         capabilities::prepare(&policy.process.capabilities).map_err(Error::Capability)?;
-    let cgroup = match cgroup_job {
-        Some(job) => job.finish(&policy.limits, !namespaced)?,
-        None if create_cgroup => cgroup::prepare(&policy.limits, !namespaced)?,
-        None => cgroup::check(&policy.limits)?,
+    // Made here, on the way to the clone. (A thread that made it while the plan compiled
+    // cost more than it hid: bench/README.md, item 33.) Stale cgroups are swept once the
+    // command runs (`Command::spawn`).
+    let cgroup = if create_cgroup {
+        cgroup::prepare(&policy.limits, !namespaced)?
+    } else {
+        cgroup::check(&policy.limits)?
     };
 
     stamp("compiled-caps-cgroup");
@@ -1095,126 +1094,6 @@ fn running_tasks(loadavg: &[u8]) -> Option<usize> {
     std::str::from_utf8(count).ok()?.parse().ok()
 }
 
-/// The launch's cgroup, made on another thread while this one compiles the rest of the plan.
-/// Until the clone the supervisor is single-threaded and the other CPUs idle, and the
-/// cgroup's `mkdir`s and limit writes are ~0.3 ms of kernel work (v1, this VM; `mkdir`s
-/// serialise on the kernel's cgroup mutex, so the thread is one). The thread is pinned away
-/// from our CPU at once (the scheduler would queue it behind us, as it does the command:
-/// [`CpuSpread`]); this thread spins briefly for the result. (Stale cgroups are swept once
-/// the command has started: [`cgroup::sweep_stale`].) The thread is joined before its launch's
-/// clone: in `finish`, or on drop when the compile fails first (its cgroup is then removed
-/// with its result). An early job ([`start_early_cgroup`]) that no launch takes may still run
-/// while an unrelated launch clones; that is safe for the same reason as any other thread of
-/// a library caller: the child side allocates nothing and takes no lock.
-struct CgroupJob {
-    thread: Option<std::thread::JoinHandle<Result<cgroup::CgroupSetup>>>,
-}
-
-impl CgroupJob {
-    fn start(limits: &crate::policy::Limits, no_pid_namespace: bool) -> CgroupJob {
-        let limits = limits.clone();
-        let thread = std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                stamp("cgroup-thread");
-                let made = cgroup::prepare_without_sweep(&limits, no_pid_namespace);
-                stamp("cgroup-made");
-                Ok(made?)
-            })
-            .ok();
-        if let (Some(thread), Some(spread)) = (&thread, CpuSpread::new()) {
-            use std::os::unix::thread::JoinHandleExt;
-            // SAFETY: a live thread's handle and a cpu_set_t; failure only costs the overlap.
-            unsafe {
-                libc::pthread_setaffinity_np(
-                    thread.as_pthread_t() as _,
-                    std::mem::size_of::<libc::cpu_set_t>(),
-                    &spread.elsewhere,
-                )
-            };
-        }
-        CgroupJob { thread }
-    }
-
-    /// The cgroup, once made; without a thread (it could not be spawned), made here.
-    fn finish(
-        mut self,
-        limits: &crate::policy::Limits,
-        no_pid_namespace: bool,
-    ) -> Result<cgroup::CgroupSetup> {
-        if let Some(thread) = &self.thread {
-            // Spin rather than sleep: waking a sleeping thread from another CPU costs tens of
-            // µs on a VM, and the cgroup is usually a moment away.
-            let until = std::time::Instant::now() + std::time::Duration::from_millis(2);
-            while !thread.is_finished() && std::time::Instant::now() < until {
-                std::hint::spin_loop();
-            }
-        }
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(made)) => made,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Ok(cgroup::prepare(limits, no_pid_namespace)?),
-        }
-    }
-}
-
-impl Drop for CgroupJob {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A cgroup job started before the compile ([`start_early_cgroup`]), with what it was started
-/// for.
-struct EarlyCgroup {
-    limits: crate::policy::Limits,
-    no_pid_namespace: bool,
-    job: CgroupJob,
-}
-
-/// At most one early cgroup per process: the next launch's compile takes it.
-static EARLY_CGROUP: std::sync::Mutex<Option<EarlyCgroup>> = std::sync::Mutex::new(None);
-
-fn early_cgroup_slot() -> std::sync::MutexGuard<'static, Option<EarlyCgroup>> {
-    // A panic while the slot was held leaves nothing half-written in it.
-    EARLY_CGROUP
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Starts the cgroup job for a launch with `limits` now, for the next compile to take
-/// ([`crate::Sandbox::start_cgroup_early`]). Without a memory, cpus or pids limit, nothing
-/// (`false`).
-pub(crate) fn start_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) -> bool {
-    if !cgroup::wanted(limits) {
-        return false;
-    }
-    let early = EarlyCgroup {
-        limits: limits.clone(),
-        no_pid_namespace,
-        job: CgroupJob::start(limits, no_pid_namespace),
-    };
-    // One not taken yet is joined and its cgroup removed (outside the lock).
-    let replaced = early_cgroup_slot().replace(early);
-    drop(replaced);
-    true
-}
-
-/// The early job, when it was started for exactly these limits and mode; one started for
-/// others is joined and its cgroup removed.
-fn take_early_cgroup(limits: &crate::policy::Limits, no_pid_namespace: bool) -> Option<CgroupJob> {
-    let early = early_cgroup_slot().take()?;
-    (early.limits == *limits && early.no_pid_namespace == no_pid_namespace).then_some(early.job)
-}
-
-/// Removes an early cgroup no launch took.
-pub(crate) fn discard_early_cgroup() {
-    let early = early_cgroup_slot().take();
-    drop(early);
-}
-
 /// The command, cloned by pid 1 sharing its memory: builds the mounts, then runs
 /// [`command_main`]; never returns (execs or exits).
 extern "C" fn command_trampoline(arg: *mut libc::c_void) -> libc::c_int {
@@ -1366,41 +1245,6 @@ unsafe fn command_main(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_early_cgroup_serves_only_the_limits_it_was_started_for() {
-        // A job without a thread (as when none could be spawned): the slot's bookkeeping only.
-        let put = |limits: &crate::policy::Limits, no_pid_namespace: bool| {
-            *early_cgroup_slot() = Some(EarlyCgroup {
-                limits: limits.clone(),
-                no_pid_namespace,
-                job: CgroupJob { thread: None },
-            });
-        };
-        let pids = |n: u64| crate::policy::Limits {
-            pids: Some(n),
-            ..crate::policy::Limits::default()
-        };
-        put(&pids(4), false);
-        assert!(take_early_cgroup(&pids(4), false).is_some());
-        assert!(early_cgroup_slot().is_none(), "taken once");
-        assert!(take_early_cgroup(&pids(4), false).is_none());
-        // Other limits or another isolation mode: not taken, and gone from the slot.
-        put(&pids(4), false);
-        assert!(take_early_cgroup(&pids(64), false).is_none());
-        assert!(early_cgroup_slot().is_none(), "a mismatched one is removed");
-        put(&pids(4), false);
-        assert!(take_early_cgroup(&pids(4), true).is_none());
-        put(&pids(4), false);
-        discard_early_cgroup();
-        assert!(early_cgroup_slot().is_none());
-        // No limit that needs a cgroup: nothing is started.
-        assert!(!start_early_cgroup(
-            &crate::policy::Limits::default(),
-            false
-        ));
-        assert!(early_cgroup_slot().is_none());
-    }
 
     #[test]
     fn stale_private_tmp_dirs_of_dead_supervisors_go() {

@@ -25,7 +25,7 @@ mod sys;
 pub mod trace;
 
 pub use cgroup::{cgroup_probe, CgroupProbe, Enforced, LimitsReport, Unusable};
-pub use command::{Command, EarlyCgroupGuard, Output, Sandbox, Stdio};
+pub use command::{Command, Output, Sandbox, Stdio};
 pub use error::{
     CapabilityError, CgroupError, Error, LandlockError, PolicyError, Result, SeccompError,
 };

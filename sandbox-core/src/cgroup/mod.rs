@@ -402,11 +402,6 @@ fn layout() -> &'static Layout {
     })
 }
 
-/// Whether `limits` need a cgroup at all (a memory, cpus or pids limit).
-pub(crate) fn wanted(limits: &Limits) -> bool {
-    !needed(limits).is_empty()
-}
-
 fn needed(limits: &Limits) -> Ctrls {
     let mut c = Ctrls::NONE;
     if limits.memory.is_some() {
@@ -428,20 +423,10 @@ fn needed(limits: &Limits) -> Ctrls {
 /// [`Cgroup::kill`] uses to stop a tree that could fork while being killed, and cpuacct, for
 /// the CPU time of processes nobody waited for. With a pid namespace, pid 1 reaps every
 /// process and killing it takes the rest of the sandbox with it.
+///
+/// The cgroups that SIGKILLed supervisors left are swept by [`sweep_stale`], which the
+/// caller runs off its launch's critical path (a launch does once its command has started).
 pub(crate) fn prepare(limits: &Limits, no_pid_namespace: bool) -> Result<CgroupSetup, CgroupError> {
-    let setup = prepare_without_sweep(limits, no_pid_namespace)?;
-    if setup.cgroup.is_some() {
-        sweep_stale();
-    }
-    Ok(setup)
-}
-
-/// [`prepare`] without the stale-cgroup sweep, for a caller that runs [`sweep_stale`]
-/// itself, off its launch's critical path (the launch does once the command has started).
-pub(crate) fn prepare_without_sweep(
-    limits: &Limits,
-    no_pid_namespace: bool,
-) -> Result<CgroupSetup, CgroupError> {
     if needed(limits).is_empty() {
         return Ok(without_cgroup("none", limits, None));
     }

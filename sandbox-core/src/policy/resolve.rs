@@ -93,24 +93,6 @@ impl Policy {
     ) -> Result<ResolvedPolicy, PolicyError> {
         Resolver::new(self, overrides, env)?.run()
     }
-
-    /// The limits and the isolation mode [`Policy::resolve`] would give a launch with these
-    /// `overrides`: they depend on nothing else (no variable, no path), so a caller can know
-    /// them before it reads the environment, e.g. to start the cgroup early
-    /// ([`crate::Sandbox::start_cgroup_early`]). Errors are the ones `resolve` reports.
-    ///
-    /// ```
-    /// use sandbox_core::{Isolation, Overrides, Policy};
-    /// let overrides = Overrides { memory: Some("512M".into()), ..Overrides::default() };
-    /// let (limits, isolation) = Policy::load("default").unwrap().limits(&overrides).unwrap();
-    /// assert_eq!(limits.memory, Some(512 << 20));
-    /// assert_eq!(isolation, Isolation::Namespaces);
-    /// ```
-    pub fn limits(&self, overrides: &Overrides) -> Result<(Limits, Isolation), PolicyError> {
-        let env = Environment::default();
-        let resolver = Resolver::without_cwd(self, overrides, &env);
-        Ok((resolver.limits()?, resolver.isolation()?))
-    }
 }
 
 struct Resolver<'a> {
