@@ -23,7 +23,7 @@ if [ -z "${SANDBOX_BIN:-}" ]; then
     fi
     # Measure an installed copy, as `cargo install` or a package leaves it, not the linker's
     # output: the kernel caches a file written in large writes in large folios, which makes
-    # mapping the launcher's text cheaper (bench/README.md: "Where the binary's pages come from").
+    # mapping the launcher's text cheaper (bench/README.md, item 32).
     mkdir -p "$root/target/bench"
     cp "$SANDBOX_BIN" "$root/target/bench/sandbox.new"
     mv -f "$root/target/bench/sandbox.new" "$root/target/bench/sandbox"
