@@ -72,9 +72,9 @@ fn read_from_start(file: &fs::File) -> io::Result<String> {
     String::from_utf8(text).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
-/// The accounting files read when the sandbox ends, opened when the cgroup is made (by the
-/// thread that makes it while the plan compiles), so that the end, on the launch's critical
-/// path, costs one `pread` a file instead of open, read and close. A cgroupfs file read from
+/// The accounting files read when the sandbox ends, opened when the cgroup is made, so that
+/// the end costs one `pread` a file instead of open, read and close: between pid 1's exit and
+/// the supervisor's, where nothing else runs. A cgroupfs file read from
 /// offset 0 is generated afresh. A file that could not be opened then is read by path.
 #[derive(Debug, Default)]
 pub(super) struct UsageFiles(Vec<(&'static str, fs::File)>);

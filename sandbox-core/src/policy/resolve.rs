@@ -111,23 +111,7 @@ impl<'a> Resolver<'a> {
         overrides: &'a Overrides,
         env: &'a Environment,
     ) -> Result<Self, PolicyError> {
-        let mut resolver = Resolver::without_cwd(policy, overrides, env);
-        resolver.cwd = env.cwd.clone();
-        if let Some(raw) = &overrides.cwd {
-            let path = resolver.flag_path("--cwd", raw)?;
-            resolver.cwd = Some(path.clone());
-            resolver.cwd_override = Some(path);
-        }
-        Ok(resolver)
-    }
-
-    /// A resolver whose `${CWD}` is not set yet ([`Resolver::new`] sets it).
-    fn without_cwd(
-        policy: &'a Policy,
-        overrides: &'a Overrides,
-        env: &'a Environment,
-    ) -> Resolver<'a> {
-        Resolver {
+        let mut resolver = Resolver {
             layers: policy
                 .layers
                 .iter()
@@ -135,9 +119,15 @@ impl<'a> Resolver<'a> {
                 .collect(),
             overrides,
             env,
-            cwd: None,
+            cwd: env.cwd.clone(),
             cwd_override: None,
+        };
+        if let Some(raw) = &overrides.cwd {
+            let path = resolver.flag_path("--cwd", raw)?;
+            resolver.cwd = Some(path.clone());
+            resolver.cwd_override = Some(path);
         }
+        Ok(resolver)
     }
 
     fn vars(&self) -> Vars<'_> {
